@@ -1,0 +1,69 @@
+"""Plain data that travels between the stages: a transcript and the cues found in it.
+
+Every stage takes and returns these dataclasses; only `store` maps them to tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SPEAKERS = ("rep", "customer")
+
+
+@dataclass
+class Word:
+    word: str
+    start: float  # seconds from the start of the call
+    end: float
+    probability: float = 1.0
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None  # "rep", "customer" or None where unknown
+    channel: int | None = None  # 0 = left, 1 = right; None for a mono recording
+    avg_logprob: float | None = None
+    words: list[Word] = field(default_factory=list)
+    speaker_confidence: float | None = None  # 1.0 for dual-channel; diarization's confidence for mono
+
+
+@dataclass
+class Transcript:
+    language: str
+    duration: float
+    engine: str
+    model: str
+    segments: list[Segment] = field(default_factory=list)
+    channel_layout: str = "mono"  # "mono" or "stereo"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        segments = [
+            Segment(**{**s, "words": [Word(**w) for w in s.get("words", [])]})
+            for s in data.get("segments", [])
+        ]
+        return cls(**{**data, "segments": segments})
+
+
+@dataclass
+class Cue:
+    label: str  # one of the cue labels, e.g. "competitor_mention"
+    rule: str  # rule name
+    rule_version: int
+    start: float
+    end: float
+    speaker: str | None
+    quote: str
+    score: float  # 1.0 for keyword rules; cosine similarity for embedding rules
+    segment_index: int | None = None  # index into Transcript.segments
+    why: str = ""  # matched phrase, or nearest example sentence
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
