@@ -68,7 +68,7 @@ def run_demo(settings, samples: Path = SAMPLES, as_of: date | None = None, top: 
                 report.imports.append({"file": path.name, **result.to_dict()})
 
     jobs = [
-        (samples / "audio" / c["file"],
+        (samples / c["file"],
          ingest.IngestOptions(account_id=c["account_id"], rep=c["rep"] or None,
                               call_date=date.fromisoformat(c["date"])))
         for c in calls

@@ -79,15 +79,15 @@ class IngestResult:
 
 def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
     """Load the models and the rule pack once (the slow part of start-up)."""
-    from pipeline import detect, models, redact, rules, transcribe
+    from pipeline import detect, nlp as nlp_mod, redact, rules, transcribe
 
-    options = transcribe.options_from_settings(settings)
+    options = transcribe.TranscribeOptions.from_settings(settings)
     asr = transcribe.load_asr(options, settings.models_dir)
     pack = rules.load_pack(settings.rules_dir / "cues")
-    nlp = detect.load_nlp(pack.languages())
+    nlp = nlp_mod.load_nlp()
     embedder = None
-    if with_embeddings and pack.needs_embeddings():
-        embedder = models.load_embedding_model(settings.embedding_model)
+    if with_embeddings and any(r.type == "embedding" for r in pack.rules):
+        embedder = detect.load_embedder(name=settings.embedding_model)
     return Toolkit(
         asr=asr,
         transcribe_options=options,
@@ -99,13 +99,25 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
     )
 
 
+def cache_key(options) -> str:
+    """The transcription options besides engine and model that change a transcript."""
+    return f"rep={options.rep_channel};ml={options.multilingual_model};vad={options.vad};beam={options.beam_size}"
+
+
+def rule_hash(rule) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(rule.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
 def cached_transcript(session: Session, sha256: str, options) -> Transcript | None:
     row = session.scalar(
         select(store.TranscriptCache).where(
             store.TranscriptCache.audio_sha256 == sha256,
             store.TranscriptCache.engine == options.engine,
             store.TranscriptCache.model == options.model,
-            store.TranscriptCache.options_key == options.cache_key(),
+            store.TranscriptCache.options_key == cache_key(options),
         )
     )
     return Transcript.from_dict(row.transcript) if row else None
@@ -120,14 +132,14 @@ def analyse_file(path: Path, kit: Toolkit, transcript: Transcript | None = None,
     if transcript is None:
         transcript = transcribe.transcribe(path, kit.asr, kit.transcribe_options)
     transcript = redact.redact_transcript(transcript, kit.redact_options)
-    cache = detect.MemoryEmbeddingCache()
+    cache = detect.InMemoryEmbeddingCache()
     cues = detect.detect(transcript, kit.pack, kit.nlp, embedder=kit.embedder, cache=cache)
-    metrics = None
-    try:
-        metrics = coach.call_metrics(transcript, kit.nlp.get(transcript.language)).to_dict()
-    except ChurnwatchError:
-        metrics = None
-    return Analysis(str(path), sha256, transcript, cues, metrics, cache.export())
+    cues = [redact.redact_cue(c, kit.redact_options) for c in cues]
+    metrics = coach.call_metrics(transcript, kit.nlp.get(transcript.language)).to_dict()
+    vectors = {}
+    if kit.embedder is not None:
+        vectors = cache.get_many([s.text for s in transcript.segments], kit.embedder.name)
+    return Analysis(str(path), sha256, transcript, cues, metrics, vectors)
 
 
 def _call_datetime(day: date | None) -> datetime:
@@ -157,7 +169,7 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
     call_dt = _call_datetime(options.call_date)
 
     risk_model = risk.load_risk_model(settings.rules_dir, settings.models_dir)
-    risk_before = risk.score_account(session, account.id, call_dt.date(), risk_model, store=False)
+    risk_before = risk.score_account(session, account.id, call_dt.date(), risk_model)
 
     call = store.Call(
         audio_sha256=analysis.sha256,
@@ -208,10 +220,11 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
         )
     record_rules(session, kit.pack, {(c.rule, c.rule_version) for c in analysis.cues})
     if analysis.embeddings and kit.embedder is not None:
-        store.DbEmbeddingCache(session).put_many(analysis.embeddings, kit.pack.embedding_model_name())
+        store.DbEmbeddingCache(session).put_many(analysis.embeddings, kit.embedder.name)
     session.flush()
 
-    risk_after = risk.score_account(session, account.id, call_dt.date(), risk_model, store=True)
+    risk_after = risk.score_account(session, account.id, call_dt.date(), risk_model)
+    risk.save_score(session, risk_after)
     policies = remind.load_policies(settings.rules_dir / "reminders.yaml")
     reminders = remind.plan_after_call(
         session,
@@ -224,8 +237,11 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
         risk_after=risk_after,
         policies=policies,
         now=call_dt,
+        call_id=call.id,
+        language=transcript.language,
     )
-    hint = remind.post_call_hint(account, call, analysis.cues, risk_before, risk_after, reminders)
+    hint = remind.post_call_hint(account, call, analysis.cues, risk_before, risk_after, reminders,
+                                 policies=policies)
 
     result.call_id = call.id
     result.score = risk_after.score
@@ -233,7 +249,7 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
         {k: c.to_dict()[k] for k in ("label", "rule", "rule_version", "start", "end", "speaker", "quote", "score")}
         for c in analysis.cues
     ]
-    result.hints = [hint.to_dict()]
+    result.hints = [{**hint.to_dict(), "text": hint.render()}]
     return result
 
 
@@ -242,7 +258,7 @@ def record_rules(session: Session, pack, used: set[tuple[str, int]]) -> None:
     for rule in pack.rules:
         if (rule.name, rule.version) not in used:
             continue
-        digest = rule.content_hash()
+        digest = rule_hash(rule)
         exists = session.scalar(
             select(store.Rule.id).where(
                 store.Rule.name == rule.name,
@@ -255,10 +271,10 @@ def record_rules(session: Session, pack, used: set[tuple[str, int]]) -> None:
                 store.Rule(
                     name=rule.name,
                     version=rule.version,
-                    kind=rule.kind,
+                    kind=rule.type,
                     label=rule.label,
                     content_hash=digest,
-                    definition=rule.definition(),
+                    definition=rule.model_dump(mode="json"),
                 )
             )
 
@@ -298,7 +314,7 @@ def save_transcript_cache(engine, sha256: str, options, transcript: Transcript) 
                     audio_sha256=sha256,
                     engine=options.engine,
                     model=options.model,
-                    options_key=options.cache_key(),
+                    options_key=cache_key(options),
                     transcript=transcript.to_dict(),
                 )
             )

@@ -1,0 +1,235 @@
+"""Retention: old calls lose transcript, cues and recording; aggregates and young calls stay."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.errors import ChurnwatchError
+from pipeline.retention import purge
+from pipeline.store import (
+    Account,
+    Call,
+    Cue,
+    Feature,
+    RiskScore,
+    Segment,
+    TranscriptCache,
+    UtteranceEmbedding,
+    init_db,
+    make_engine,
+    session_scope,
+    text_sha256,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _add_call(session, n: int, *, call_date, created_at=None, text=None) -> Call:
+    call = Call(
+        audio_sha256=f"{n:064d}",
+        source=f"/recordings/call{n}.flac",
+        account_id="acme",
+        call_date=call_date,
+        duration=180.0 + n,
+        language="en",
+        status="done",
+        metrics={"talk_ratio": 0.4 + n / 100},
+    )
+    if created_at is not None:
+        call.created_at = created_at
+    session.add(call)
+    session.flush()
+    text = text or f"call {n}: we are looking at another vendor"
+    seg = Segment(
+        call_id=call.id,
+        idx=0,
+        speaker="customer",
+        start=0.0,
+        end=3.0,
+        text=text,
+        words=[{"word": " we", "start": 0.0, "end": 0.3, "probability": 1.0}],
+    )
+    session.add(seg)
+    session.flush()
+    session.add(
+        Cue(
+            call_id=call.id,
+            segment_id=seg.id,
+            rule_name="competitor",
+            rule_version=1,
+            label="competitor_mention",
+            start=0.0,
+            end=3.0,
+            speaker="customer",
+            quote=text,
+            score=1.0,
+            why="another vendor",
+        )
+    )
+    session.add(
+        TranscriptCache(
+            audio_sha256=call.audio_sha256,
+            engine="faster-whisper",
+            model="tiny.en",
+            transcript={"segments": [{"text": text}]},
+        )
+    )
+    session.add(
+        UtteranceEmbedding(text_sha256=text_sha256(text), model="m", dim=1, vector=b"\0\0\0\0")
+    )
+    return call
+
+
+@pytest.fixture
+def db(engine):
+    """Calls 1 (400 days old), 2 (undated, created 200 days ago), 3 (10 days old) and aggregates."""
+    with session_scope(engine) as s:
+        s.add(Account(id="acme", name="Acme"))
+        s.flush()
+        _add_call(s, 1, call_date=NOW - timedelta(days=400))
+        _add_call(s, 2, call_date=None, created_at=NOW - timedelta(days=200))
+        _add_call(s, 3, call_date=NOW - timedelta(days=10))
+        s.add(
+            Feature(
+                account_id="acme",
+                name="cue.competitor_mention.90d",
+                value=2.0,
+                as_of=date(2025, 1, 1),
+            )
+        )
+        s.add(
+            RiskScore(
+                account_id="acme",
+                as_of=date(2025, 1, 1),
+                score=71.0,
+                threshold=50.0,
+                flagged=True,
+                model_version="v1",
+                contributions={"competitor": 0.8},
+            )
+        )
+    return engine
+
+
+def _counts(engine) -> dict[str, int]:
+    with session_scope(engine) as s:
+        return {
+            m.__tablename__: s.scalar(select(func.count()).select_from(m))
+            for m in (Call, Segment, Cue, TranscriptCache, UtteranceEmbedding, Feature, RiskScore)
+        }
+
+
+def _calls(engine) -> dict[str, Call]:
+    with session_scope(engine) as s:
+        return {c.audio_sha256.lstrip("0"): c for c in s.scalars(select(Call))}
+
+
+def test_purge_removes_old_transcripts_and_keeps_aggregates(db):
+    with session_scope(db) as s:
+        report = purge(s, older_than_days=90, now=NOW)
+    assert (
+        report.calls,
+        report.segments,
+        report.cues,
+        report.transcripts,
+        report.embeddings,
+        report.sources,
+    ) == (2, 2, 2, 2, 2, 2)
+    assert report.cutoff == NOW - timedelta(days=90) and not report.dry_run
+    assert _counts(db) == {
+        "calls": 3,
+        "segments": 1,
+        "cues": 1,
+        "transcripts": 1,
+        "utterance_embeddings": 1,
+        "features": 1,
+        "risk_scores": 1,
+    }
+    calls = _calls(db)
+    for n in ("1", "2"):  # purged, but the call and what was measured stay
+        assert calls[n].status == "purged" and calls[n].source is None
+        assert calls[n].duration == 180.0 + int(n) and calls[n].language == "en"
+        assert calls[n].metrics == {"talk_ratio": 0.4 + int(n) / 100}
+    young = calls["3"]
+    assert young.status == "done" and young.source == "/recordings/call3.flac"
+    with session_scope(db) as s:
+        left = s.scalars(select(Segment.text)).all()
+        assert left == ["call 3: we are looking at another vendor"]
+        assert s.scalar(select(TranscriptCache.audio_sha256)) == young.audio_sha256
+
+
+def test_dry_run_changes_nothing_and_reports_the_same_counts(db):
+    before = _counts(db)
+    with session_scope(db) as s:
+        dry = purge(s, 90, NOW, dry_run=True)
+    assert _counts(db) == before
+    assert all(c.status == "done" for c in _calls(db).values())
+    with session_scope(db) as s:
+        real = purge(s, 90, NOW)
+    assert dry.dry_run and (dry.calls, dry.segments, dry.cues, dry.transcripts) == (
+        real.calls,
+        real.segments,
+        real.cues,
+        real.transcripts,
+    )
+
+
+def test_policy_length_decides_which_calls_go(db):
+    with session_scope(db) as s:
+        assert purge(s, 300, NOW).call_ids == [1]
+    with session_scope(db) as s:
+        assert purge(s, 5, NOW).call_ids == [2, 3]  # call 1 is already gone
+    with session_scope(db) as s:
+        again = purge(s, 5, NOW)
+    assert (again.calls, again.segments, again.cues) == (0, 0, 0)
+
+
+def test_bad_policy_values_are_user_errors(db):
+    with session_scope(db) as s:
+        with pytest.raises(ChurnwatchError, match="-3"):
+            purge(s, -3, NOW)
+        with pytest.raises(ChurnwatchError, match="time zone"):
+            purge(s, 30, datetime(2026, 1, 1))
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    engine = make_engine(url)
+    init_db(engine)
+    with session_scope(engine) as s:
+        s.add(Account(id="acme"))
+        s.flush()
+        _add_call(s, 1, call_date=datetime.now(UTC) - timedelta(days=400))
+        _add_call(s, 2, call_date=datetime.now(UTC) - timedelta(days=1))
+    yield url, engine
+    engine.dispose()
+
+
+def test_cli_purge_dry_run_then_for_real(sqlite_db):
+    url, engine = sqlite_db
+    runner = CliRunner()
+    dry = runner.invoke(app, ["purge", "--older-than", "365", "--dry-run", "--db", url, "--json"])
+    assert dry.exit_code == 0, dry.output
+    data = json.loads(dry.output)
+    assert data["dry_run"] is True and data["calls"] == 1 and data["segments"] == 1
+    assert _counts(engine)["segments"] == 2
+    real = runner.invoke(app, ["purge", "--older-than", "365", "--db", url])
+    assert real.exit_code == 0, real.output
+    assert "Purged 1 call" in real.output
+    assert _counts(engine)["segments"] == 1
+
+
+def test_cli_purge_rejects_a_negative_policy_in_one_line(sqlite_db):
+    url, _ = sqlite_db
+    result = CliRunner().invoke(app, ["purge", "--older-than", "-1", "--db", url])
+    assert result.exit_code != 0 and "Traceback" not in result.output
