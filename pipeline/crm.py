@@ -10,72 +10,54 @@ decided per file from its values (a value over 12 decides), else the import stop
 negative orders. Re-importing a file changes nothing: each event has a `source_key`, a stable
 hash of its kind and natural key (invoice id, case id) or of the whole normalised row. A bad row
 is reported with its line number and the import goes on with the good rows.
+
+Reading, column maps, dates and amounts live in `pipeline.crm_columns`; this module stores. A file
+is stored in batches: every row is parsed and checked first, the rows a batch already has in the
+store are loaded with one query, changed ones are updated and new ones written with one multi-row
+INSERT ... ON CONFLICT DO NOTHING (SQLite, PostgreSQL), so an import running beside another never
+trips on the unique source_key. A batch the database refuses is retried row by row, and a row it
+still refuses is reported with its line.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import re
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
-from pipeline.errors import ChurnwatchError, CsvRowError
-from pipeline.store import Account, Contact, CrmEvent, get_or_create_account, get_or_create_rep
+from pipeline.crm_columns import (
+    DATE_FIELDS,
+    DATE_ORDERS,
+    KINDS,
+    PRESETS,
+    decide_date_order,
+    parse_amount,
+    parse_date,
+    parse_map,
+    read_rows,
+    resolve_columns,
+    slashed_parts,
+)
+from pipeline.errors import CsvRowError
+from pipeline.store import Account, Contact, CrmEvent, Rep
 
-# Our fields per kind: (required, optional). Date fields are parsed as dates, "amount" as money.
-KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "accounts": (("account_id",), ("name", "segment", "rep", "created", "status", "lost_on")),
-    "orders": (("account_id", "date", "amount"), ("invoice_id", "due_date", "paid_date")),
-    "activities": (("account_id", "date"), ("type", "direction", "outcome", "rep")),
-    "contacts": (("account_id", "name"), ("email", "role", "added")),
-    "support": (("account_id", "opened"), ("case_id", "closed", "priority", "subject")),
-}
-DATE_FIELDS = {"created", "lost_on", "date", "due_date", "paid_date", "added", "opened", "closed"}
+__all__ = ["DATE_FIELDS", "DATE_ORDERS", "EVENT_KIND", "KINDS", "PRESETS", "ImportReport", "decide_date_order",
+           "import_csv", "parse_amount", "parse_date", "parse_map", "read_rows", "resolve_columns",
+           "slashed_parts", "source_key"]
+
 EVENT_KIND = {"orders": "order", "activities": "activity", "support": "support"}
-DATE_ORDERS = ("dmy", "mdy")
-
-# The default column names of report exports; each field lists the names tried in order
-# (compared case- and space-insensitively), a list inside a list is joined (first + last name).
-PRESETS: dict[str, dict[str, dict[str, list]]] = {
-    "salesforce": {
-        "accounts": {"account_id": ["Account ID"], "name": ["Account Name"],
-                     "segment": ["Type", "Industry"], "rep": ["Account Owner"],
-                     "created": ["Created Date"], "status": ["Account Status", "Status"]},
-        "orders": {"account_id": ["Account ID"], "date": ["Close Date"], "amount": ["Amount"],
-                   "invoice_id": ["Opportunity ID", "Invoice Number"]},
-        "activities": {"account_id": ["Account ID"], "date": ["Date", "Activity Date", "Due Date"],
-                       "type": ["Task Subtype", "Type", "Task/Event"], "outcome": ["Call Result", "Status"],
-                       "direction": ["Call Type"], "rep": ["Assigned", "Assigned To"]},
-        "contacts": {"account_id": ["Account ID"], "name": ["Full Name", ["First Name", "Last Name"]],
-                     "email": ["Email"], "role": ["Title"], "added": ["Created Date"]},
-        "support": {"account_id": ["Account ID"], "case_id": ["Case Number", "Case ID"],
-                    "opened": ["Date/Time Opened", "Opened Date"], "closed": ["Date/Time Closed", "Closed Date"],
-                    "priority": ["Priority"], "subject": ["Subject"]},
-    },
-    "hubspot": {
-        "accounts": {"account_id": ["Company ID", "Record ID"], "name": ["Company name", "Name"],
-                     "segment": ["Type", "Industry"], "rep": ["Company owner"],
-                     "created": ["Create Date"], "status": ["Lifecycle Stage"]},
-        "orders": {"account_id": ["Company ID", "Associated Company ID", "Associated Company IDs"],
-                   "date": ["Close date"], "amount": ["Amount"], "invoice_id": ["Deal ID", "Record ID"]},
-        "activities": {"account_id": ["Company ID", "Associated Company ID"],
-                       "date": ["Activity date", "Create Date"], "type": ["Activity type"],
-                       "outcome": ["Call outcome", "Outcome"], "direction": ["Call direction", "Direction"],
-                       "rep": ["Activity assigned to", "HubSpot owner"]},
-        "contacts": {"account_id": ["Company ID", "Associated Company ID"],
-                     "name": ["Full name", ["First Name", "Last Name"]], "email": ["Email"],
-                     "role": ["Job Title"], "added": ["Create Date"]},
-        "support": {"account_id": ["Company ID", "Associated Company ID"], "case_id": ["Ticket ID", "Record ID"],
-                    "opened": ["Create date"], "closed": ["Close date"], "priority": ["Priority"],
-                    "subject": ["Ticket name", "Subject"]},
-    },
-}
+BATCH_ROWS = 1000  # rows written per batch; a batch the database refuses is retried row by row
+IN_CHUNK = 500  # keys per IN (...) lookup, well under the bound-parameter limits of SQLite and PostgreSQL
+# Fields stored in length-limited columns: checked while reading, so a long value is a bad row
+# with its line instead of a refused batch (PostgreSQL enforces lengths, SQLite does not).
+_LIMITED = {"account_id": Account.id, "name": Account.name, "segment": Account.segment, "rep": Rep.name,
+            "email": Contact.email, "role": Contact.role}
 
 
 @dataclass
@@ -94,317 +76,231 @@ class ImportReport:
                 "bad_rows": [{"line": e.line, "reason": str(e).split(": ", 1)[-1]} for e in self.bad_rows]}
 
 
-# --- values -------------------------------------------------------------------------------------
-
-_NUMERIC_DATE = re.compile(r"^(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})(?:[ ,T].*)?$")
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
-_NAMED_DATE = re.compile(r"^(?:(\d{1,2})\s+([A-Za-z]{3})[a-z]*\.?,?\s+(\d{4})|([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4}))")
-
-
-def _year(y: str) -> int:
-    return int(y) + 2000 if len(y) == 2 else int(y)
-
-
-def slashed_parts(value: str) -> tuple[int, int] | None:
-    """(first, second) of a day/month-ambiguous date like 03/04/2026 or 31.03.2026, else None."""
-    m = _NUMERIC_DATE.match(value.strip())
-    if not m or len(m.group(1)) == 4:
-        return None
-    return int(m.group(1)), int(m.group(3))
-
-
-def decide_date_order(values: list[str], path, fields_seen: str = "") -> str | None:
-    """"dmy" or "mdy" from the values of one file, None if no value needs it; raises if unclear."""
-    parts = [(v, p) for v in values if (p := slashed_parts(v))]
-    if not parts:
-        return None
-    dmy = [v for v, (a, b) in parts if a > 12]
-    mdy = [v for v, (a, b) in parts if b > 12]
-    if dmy and mdy:
-        raise ChurnwatchError(
-            f"{path}: dates mix day-first ({dmy[0]!r}) and month-first ({mdy[0]!r}) forms{fields_seen}. "
-            "Export the file with one date format (ISO 2026-03-31 is safest).")
-    if dmy:
-        return "dmy"
-    if mdy:
-        return "mdy"
-    if all("." in v for v, _ in parts):  # 01.02.2026 is day-first wherever dots are used
-        return "dmy"
-    raise ChurnwatchError(
-        f"{path}: cannot tell whether dates like {parts[0][0]!r} are day/month or month/day "
-        "(no day above 12 in the file). Pass --date-order dmy or --date-order mdy.")
-
-
-def parse_date(value: str, date_order: str | None = None) -> date:
-    """A date from ISO, ISO datetime (UTC date), d/m/y or m/d/y (per date_order), d.m.y, 'Mar 31, 2026'."""
-    v = value.strip()
-    if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d", v):
-        try:
-            dt = datetime.fromisoformat(v)
-            return (dt.astimezone(UTC) if dt.tzinfo else dt).date()
-        except ValueError:
-            pass
-    m = _NUMERIC_DATE.match(v)
-    if m:
-        a, sep, b, c = m.group(1), m.group(2), m.group(3), m.group(4)
-        if len(a) == 4:
-            return date(int(a), int(b), int(c))
-        if re.fullmatch(r"\d{8}", c or ""):
-            raise ValueError(f"not a date: {value!r}")
-        if sep == "." or date_order == "dmy":
-            return date(_year(c), int(b), int(a))
-        if date_order == "mdy" or int(b) > 12:
-            return date(_year(c), int(a), int(b))
-        if int(a) > 12:
-            return date(_year(c), int(b), int(a))
-        raise ValueError(f"{value!r} could be day/month or month/day; pass --date-order dmy or mdy")
-    if re.fullmatch(r"\d{8}", v):
-        return date(int(v[:4]), int(v[4:6]), int(v[6:]))
-    m = _NAMED_DATE.match(v)
-    if m:
-        day, mon, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(5), m.group(4), m.group(6))
-        if mon.lower() in _MONTHS:
-            return date(int(year), _MONTHS[mon.lower()], int(day))
-    raise ValueError(f"not a date: {value!r} (use e.g. 2026-03-31, 03/31/2026 or 31.03.2026)")
-
-
-def parse_amount(value: str) -> float:
-    """Money: '$1,234.50', '€1.234,50', '(120.00)', '-45', 'USD 1 200', "1'234.5" → float."""
-    v = value.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("'", "")
-    negative = v.startswith("(") and v.endswith(")")
-    v = v.strip("()")
-    v = re.sub(r"[^\d,.\-+]", "", v)  # currency symbols and codes
-    if v.startswith("-") or v.endswith("-"):
-        negative, v = not negative, v.strip("-")
-    v = v.lstrip("+")
-    if not re.fullmatch(r"[\d.,]*\d[\d.,]*", v or ""):
-        raise ValueError(f"not an amount: {value!r}")
-    if "," in v and "." in v:
-        decimal = "," if v.rfind(",") > v.rfind(".") else "."
-        v = v.replace("." if decimal == "," else ",", "").replace(decimal, ".")
-    elif "," in v:
-        head, _, tail = v.rpartition(",")
-        thousands = v.count(",") > 1 or (len(tail) == 3 and head.replace(",", "").isdigit())
-        v = v.replace(",", "") if thousands else head.replace(",", "") + "." + tail
-    elif v.count(".") > 1:
-        v = v.replace(".", "")
-    amount = float(v)
-    return -amount if negative else amount
-
-
-# --- columns ------------------------------------------------------------------------------------
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[\s_]+", " ", name.strip().lower())
-
-
-def resolve_columns(headers: list[str], kind: str, column_map: dict[str, str] | None,
-                    preset: str | None, path) -> dict[str, list[str]]:
-    """Our field → the export's column(s), from the map, then the preset, then our own names."""
-    if kind not in KINDS:
-        raise ChurnwatchError(f"Unknown kind {kind!r}. Valid kinds: {', '.join(KINDS)}.")
-    if preset is not None and preset not in PRESETS:
-        raise ChurnwatchError(f"Unknown preset {preset!r}. Valid presets: {', '.join(PRESETS)}.")
-    required, optional = KINDS[kind]
-    by_norm = {_norm(h): h for h in headers}
-    column_map = dict(column_map or {})
-    for ours in column_map:
-        if ours not in required + optional:
-            raise ChurnwatchError(
-                f"--map {ours}=...: {ours!r} is not a field of {kind}. Fields: {', '.join(required + optional)}.")
-    found: dict[str, list[str]] = {}
-    for ours in required + optional:
-        candidates: list = []
-        if ours in column_map:
-            candidates = [column_map[ours]]
-        elif preset:
-            candidates = list(PRESETS[preset][kind].get(ours, []))
-        candidates.append(ours)
-        for cand in candidates:
-            names = cand if isinstance(cand, list) else [cand]
-            if all(_norm(n) in by_norm for n in names):
-                found[ours] = [by_norm[_norm(n)] for n in names]
-                break
-        else:
-            if ours in column_map:
-                raise ChurnwatchError(
-                    f"{path}: --map {ours}={column_map[ours]}: no column {column_map[ours]!r}. "
-                    f"Columns: {', '.join(headers)}.")
-    missing = [f for f in required if f not in found]
-    if missing:
-        raise ChurnwatchError(
-            f"{path}: no column for {', '.join(missing)} ({kind} needs {', '.join(required)}). "
-            f"Columns found: {', '.join(headers)}. Pass --map {missing[0]}=COLUMN"
-            + ("" if preset else " or --preset salesforce|hubspot") + ".")
-    return found
-
-
-def _sniff_reader(text: str) -> csv.DictReader:
-    sample = text[:8192]
-    try:
-        dialect = csv.Sniffer().sniff(sample.splitlines()[0] if sample else ",", delimiters=",;\t|")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = ","
-    return csv.DictReader(text.splitlines(keepends=True), delimiter=delimiter)
-
-
 def source_key(kind: str, natural_key) -> str:
     """A stable hash of the kind and a natural key (or the whole normalised row)."""
     blob = json.dumps([kind, natural_key], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-# --- rows ---------------------------------------------------------------------------------------
-
-_LOST = {"lost", "churned", "closed lost", "inactive", "cancelled", "canceled", "former customer"}
+# --- what each row becomes ----------------------------------------------------------------------
 
 
-def _normalise(raw: dict[str, str | None], kind: str, date_order: str | None) -> dict:
-    row: dict = {}
-    for name, value in raw.items():
-        value = (value or "").strip() or None
-        if value is None:
-            row[name] = None
-        elif name in DATE_FIELDS:
-            try:
-                row[name] = parse_date(value, date_order)
-            except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
-        elif name == "amount":
-            try:
-                row[name] = parse_amount(value)
-            except ValueError as e:
-                raise ValueError(f"amount: {e}") from None
-        elif name in ("type", "direction", "outcome", "priority"):
-            row[name] = value.lower().replace(" ", "_")
-        else:
-            row[name] = value
-    for name in KINDS[kind][0]:
-        if row.get(name) is None:
-            raise ValueError(f"{name} is empty")
-    if kind == "accounts" and row.get("status"):
-        row["status"] = "lost" if row["status"].lower() in _LOST else "active"
-    if kind == "contacts" and row.get("email"):
-        row["email"] = row["email"].lower()
-    return row
+@dataclass(frozen=True)
+class _Item:
+    line: int  # line of the row in the file, for the report
+    key: Hashable  # what finds the stored row: account id, contact key or source_key
+    values: dict  # the columns to write (accounts, contacts: None never overwrites a stored value)
 
 
-def _upsert_account(session: Session, row: dict) -> str:
-    rep = get_or_create_rep(session, row.get("rep"))
-    values = {"name": row.get("name"), "segment": row.get("segment"), "created_on": row.get("created"),
-              "status": row.get("status") or ("lost" if row.get("lost_on") else None),
-              "lost_on": row.get("lost_on"), "rep_id": rep.id if rep else None}
-    values = {k: v for k, v in values.items() if v is not None}
-    account = session.get(Account, row["account_id"])
-    if account is None:
-        session.add(Account(id=row["account_id"], **values))
-        return "imported"
-    changed = False
-    for name, value in values.items():
-        if getattr(account, name) != value:
-            setattr(account, name, value)
-            changed = True
-    return "updated" if changed else "unchanged"
+@dataclass(frozen=True)
+class _Target:
+    model: type  # the ORM class stored into
+    lookup: Callable  # keys (one chunk) → a select of the stored rows that may have them
+    key_of: Callable  # a stored object, or a row RETURNING `returning`, → its key
+    returning: tuple[str, ...]  # the columns key_of reads
 
 
-def _upsert_contact(session: Session, row: dict) -> str:
-    get_or_create_account(session, row["account_id"])
-    query = select(Contact).where(Contact.account_id == row["account_id"])
-    query = query.where(Contact.email == row["email"]) if row.get("email") else query.where(
-        Contact.name == row["name"], Contact.email.is_(None))
-    contact = session.scalars(query).first()
-    values = {"name": row["name"], "email": row.get("email"), "role": row.get("role"), "added_on": row.get("added")}
-    if contact is None:
-        session.add(Contact(account_id=row["account_id"], **values))
-        return "imported"
-    changed = False
-    for name, value in values.items():
-        if value is not None and getattr(contact, name) != value:
-            setattr(contact, name, value)
-            changed = True
-    return "updated" if changed else "unchanged"
+def _contact_key(account_id: str, name: str, email: str | None) -> tuple:
+    # a contact is found by its email within the account, one without email by its name
+    return (account_id, email) if email else (account_id, None, name)
 
 
-def _upsert_event(session: Session, row: dict, kind: str, seen: dict) -> str:
+_TARGETS = {
+    "accounts": _Target(Account, lambda keys: select(Account).where(Account.id.in_(keys)),
+                        lambda r: r.id, ("id",)),
+    "contacts": _Target(Contact, lambda keys: select(Contact).where(
+                            Contact.account_id.in_({k[0] for k in keys})).order_by(Contact.id),
+                        lambda r: _contact_key(r.account_id, r.name, r.email), ("account_id", "name", "email")),
+    "events": _Target(CrmEvent, lambda keys: select(CrmEvent).where(CrmEvent.source_key.in_(keys)),
+                      lambda r: r.source_key, ("source_key",)),
+}
+
+
+def _check_lengths(row: dict) -> None:
+    for name, column in _LIMITED.items():
+        value, limit = row.get(name), column.type.length
+        if isinstance(value, str) and len(value) > limit:
+            raise ValueError(f"{name} is {len(value)} characters long; the store keeps at most {limit}")
+
+
+def _plan_accounts(rows: list[tuple[int, dict]], rep_ids: dict[str, int]) -> list[_Item]:
+    items = []
+    for line, row in rows:
+        values = {"id": row["account_id"], "name": row.get("name"), "segment": row.get("segment"),
+                  "created_on": row.get("created"),
+                  "status": row.get("status") or ("lost" if row.get("lost_on") else None),
+                  "lost_on": row.get("lost_on"), "rep_id": rep_ids.get(row.get("rep"))}
+        items.append(_Item(line, row["account_id"], {k: v for k, v in values.items() if v is not None}))
+    return items
+
+
+def _plan_contacts(rows: list[tuple[int, dict]]) -> list[_Item]:
+    items = []
+    for line, row in rows:
+        values = {"account_id": row["account_id"], "name": row["name"], "email": row.get("email"),
+                  "role": row.get("role"), "added_on": row.get("added")}
+        items.append(_Item(line, _contact_key(row["account_id"], row["name"], row.get("email")),
+                           {k: v for k, v in values.items() if v is not None}))
+    return items
+
+
+def _plan_events(rows: list[tuple[int, dict]], kind: str) -> list[_Item]:
     event_kind = EVENT_KIND[kind]
-    when = row["opened"] if kind == "support" else row["date"]
     natural = {"orders": "invoice_id", "support": "case_id"}.get(kind)
-    attributes = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()
-                  if k not in ("account_id", "amount") and v is not None}
-    if natural and row.get(natural):
-        key = source_key(event_kind, [row["account_id"], row[natural]])
+    seen: dict[str, int] = {}
+    items = []
+    for line, row in rows:
+        attributes = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()
+                      if k not in ("account_id", "amount") and v is not None}
+        if natural and row.get(natural):
+            key = source_key(event_kind, [row["account_id"], row[natural]])
+        else:
+            whole = [row["account_id"], row.get("amount"), sorted(attributes.items())]
+            n = seen[source_key(event_kind, whole)] = seen.get(source_key(event_kind, whole), 0) + 1
+            # identical rows in one file (two unanswered calls on a day) are kept apart by their count
+            key = source_key(event_kind, whole if n == 1 else whole + [n])
+        values = {"account_id": row["account_id"], "kind": event_kind,
+                  "occurred_on": row["opened"] if kind == "support" else row["date"],
+                  "amount": row.get("amount"), "attributes": attributes, "source_key": key}
+        items.append(_Item(line, key, values))
+    return items
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+class _Vanished(Exception):
+    """A row that a conflicting insert said was stored, but that the store does not show."""
+
+
+def _chunks(seq: list, size: int = IN_CHUNK):
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+def _insert_ignoring(session: Session, table, rows: list[dict], returning: tuple[str, ...]) -> list | None:
+    """Insert rows, skipping those a unique constraint already holds; the RETURNING rows of those
+    written, or None on a database without ON CONFLICT (there a conflict raises)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        whole = [row["account_id"], row.get("amount"), sorted(attributes.items())]
-        n = seen[source_key(event_kind, whole)] = seen.get(source_key(event_kind, whole), 0) + 1
-        # identical rows in one file (two unanswered calls on a day) are kept apart by their count
-        key = source_key(event_kind, whole if n == 1 else whole + [n])
-    get_or_create_account(session, row["account_id"])
-    if kind == "activities" and row.get("rep"):
-        get_or_create_rep(session, row["rep"])
-    event = session.scalar(select(CrmEvent).where(CrmEvent.source_key == key))
-    values = {"account_id": row["account_id"], "kind": event_kind, "occurred_on": when,
-              "amount": row.get("amount"), "attributes": attributes}
-    if event is None:
-        session.add(CrmEvent(source_key=key, **values))
-        return "imported"
+        session.execute(insert(table), rows)
+        return None
+    stmt = dialect_insert(table).on_conflict_do_nothing().returning(*(table.c[c] for c in returning))
+    return list(session.execute(stmt, rows))
+
+
+def _load(session: Session, target: _Target, keys: list) -> dict:
+    found: dict = {}
+    for chunk in _chunks(list(dict.fromkeys(keys))):
+        query = target.lookup(chunk).execution_options(populate_existing=True)
+        for obj in session.scalars(query):
+            found.setdefault(target.key_of(obj), obj)
+    return found
+
+
+def _merge(stored, values: dict) -> bool:
+    """Write values into a stored object (or a row about to be inserted); True if any changed."""
     changed = False
     for name, value in values.items():
-        if getattr(event, name) != value:
-            setattr(event, name, value)
+        current = stored.get(name) if isinstance(stored, dict) else getattr(stored, name)
+        if current != value:
+            if isinstance(stored, dict):
+                stored[name] = value
+            else:
+                setattr(stored, name, value)
             changed = True
-    return "updated" if changed else "unchanged"
+    return changed
 
 
-def parse_map(items: list[str] | str | None) -> dict[str, str]:
-    """'account_id=AccountId,date=CloseDate' (or a list of such) → {"account_id": "AccountId", ...}."""
-    if not items:
-        return {}
-    parts = [p for item in ([items] if isinstance(items, str) else items) for p in item.split(",")]
-    out = {}
-    for part in (p.strip() for p in parts if p.strip()):
-        ours, sep, theirs = part.partition("=")
-        if not sep or not ours.strip() or not theirs.strip():
-            raise ChurnwatchError(f"--map {part!r}: write field=Column, e.g. --map account_id=AccountId")
-        out[ours.strip()] = theirs.strip()
-    return out
+def _write(session: Session, target: _Target, items: list[_Item]) -> list[str]:
+    """Store a batch: one lookup, updates in place, one multi-row insert; the outcome per item."""
+    stored = _load(session, target, [item.key for item in items])
+    fresh: dict = {}  # key → (position, values) of rows to insert
+    outcomes: list[str] = []
+    for item in items:
+        if item.key in stored:
+            outcomes.append("updated" if _merge(stored[item.key], item.values) else "unchanged")
+        elif item.key in fresh:  # the same row twice in the file: the later one wins
+            outcomes.append("updated" if _merge(fresh[item.key][1], item.values) else "unchanged")
+        else:
+            fresh[item.key] = (len(outcomes), dict(item.values))
+            outcomes.append("imported")
+    table = target.model.__table__
+    by_columns: dict[tuple, list[dict]] = {}
+    for _, values in fresh.values():
+        by_columns.setdefault(tuple(sorted(values)), []).append(values)
+    written: set | None = set()
+    for rows in by_columns.values():
+        returned = _insert_ignoring(session, table, rows, target.returning)
+        written = None if returned is None or written is None else written | {target.key_of(r) for r in returned}
+    lost = [] if written is None else [key for key in fresh if key not in written]
+    if lost:  # stored meanwhile by an import running beside this one: update those instead
+        again = _load(session, target, lost)
+        for key in lost:
+            if key not in again:
+                raise _Vanished(key)
+            position, values = fresh[key]
+            outcomes[position] = "updated" if _merge(again[key], values) else "unchanged"
+    session.flush()
+    return outcomes
 
 
-def read_rows(path, kind: str, column_map: dict[str, str] | None = None, preset: str | None = None,
-              date_order: str | None = None) -> tuple[list[tuple[int, dict]], list[CsvRowError], str | None]:
-    """The normalised rows of a CRM export as (line, row), the bad rows, and the date order used."""
-    path = Path(path)
-    if date_order is not None and date_order not in DATE_ORDERS:
-        raise ChurnwatchError(f"date order {date_order!r}: use one of {', '.join(DATE_ORDERS)}.")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ChurnwatchError(f"{path}: no such file.") from None
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="cp1252")
-    reader = _sniff_reader(text)
-    headers = [h for h in (reader.fieldnames or []) if h is not None]
-    if not headers:
-        raise ChurnwatchError(f"{path}: the file is empty; expected a CSV with a header line.")
-    columns = resolve_columns(headers, kind, column_map, preset, path)
-    raw_rows = []
-    for record in reader:
-        raw = {ours: " ".join((record.get(c) or "").strip() for c in cols).strip() for ours, cols in columns.items()}
-        raw_rows.append((reader.line_num, raw))
-    if date_order is None:
-        values = [r[f] for _, r in raw_rows for f in DATE_FIELDS if r.get(f)]
-        date_order = decide_date_order(values, path, "")
-    good, bad = [], []
-    for line, raw in raw_rows:
-        if not any(raw.values()):
-            continue
+def _store(session: Session, target: _Target, items: list[_Item], report: ImportReport, path) -> None:
+    def count(outcome: str) -> None:
+        setattr(report, outcome, getattr(report, outcome) + 1)
+
+    for batch in _chunks(items, BATCH_ROWS):
         try:
-            good.append((line, _normalise(raw, kind, date_order)))
-        except ValueError as e:
-            bad.append(CsvRowError(path, line, str(e)))
-    return good, bad, date_order
+            with session.begin_nested():
+                outcomes = _write(session, target, batch)
+        except (StatementError, _Vanished):
+            outcomes = None
+        if outcomes is not None:
+            for outcome in outcomes:
+                count(outcome)
+            continue
+        for item in batch:  # the database refused the batch: find the rows it refuses
+            for attempt in (1, 2):  # a second try sees a row another import stored meanwhile
+                try:
+                    with session.begin_nested():
+                        count(_write(session, target, [item])[0])
+                    break
+                except (StatementError, _Vanished) as e:
+                    if attempt == 2:
+                        reason = getattr(e, "orig", None) or e
+                        first = (str(reason).splitlines() or [""])[0]
+                        report.bad_rows.append(CsvRowError(
+                            path, item.line, f"cannot store the row: {type(reason).__name__}: {first}"))
+
+
+def _rep_ids(session: Session, names) -> dict[str, int]:
+    """Rep name → id, creating the reps not stored yet."""
+    def stored(wanted: list[str]) -> dict[str, int]:
+        return {name: rep_id for chunk in _chunks(wanted)
+                for name, rep_id in session.execute(select(Rep.name, Rep.id).where(Rep.name.in_(chunk)))}
+
+    names = sorted({n for n in names if n})
+    found = stored(names)
+    missing = [n for n in names if n not in found]
+    if missing:
+        _insert_ignoring(session, Rep.__table__, [{"name": n} for n in missing], ("id",))
+        found |= stored(missing)
+    return found
+
+
+def _ensure_accounts(session: Session, account_ids) -> None:
+    """A bare account for every id not stored yet (orders may arrive before the accounts file)."""
+    ids = sorted(set(account_ids))
+    stored: set[str] = set()
+    for chunk in _chunks(ids):
+        stored.update(session.scalars(select(Account.id).where(Account.id.in_(chunk))))
+    missing = [{"id": i} for i in ids if i not in stored]
+    if missing:
+        _insert_ignoring(session, Account.__table__, missing, ("id",))
 
 
 def import_csv(session: Session, path, kind: str, column_map: dict[str, str] | None = None,
@@ -412,18 +308,24 @@ def import_csv(session: Session, path, kind: str, column_map: dict[str, str] | N
     """Import one CRM export of a kind (accounts, orders, activities, contacts, support)."""
     rows, bad, used_order = read_rows(path, kind, column_map, preset, date_order)
     report = ImportReport(path=str(path), kind=kind, bad_rows=bad, date_order=used_order)
-    upsert = {"accounts": _upsert_account, "contacts": _upsert_contact}.get(kind)
-    seen: dict[str, int] = {}
+    good = []
     for line, row in rows:
         try:
-            with session.begin_nested():
-                outcome = upsert(session, row) if upsert else _upsert_event(session, row, kind, seen)
-                session.flush()
-        except Exception as e:  # a constraint the row breaks: report it and go on
-            if isinstance(e, ChurnwatchError):
-                raise
-            report.bad_rows.append(CsvRowError(path, line, f"cannot store the row: {type(e).__name__}: {e}"))
+            _check_lengths(row)
+        except ValueError as e:
+            report.bad_rows.append(CsvRowError(path, line, str(e)))
             continue
-        setattr(report, outcome, getattr(report, outcome) + 1)
+        good.append((line, row))
+    session.flush()  # the caller's pending objects first, so that a refused batch cannot drop them
+    rep_ids = _rep_ids(session, [row.get("rep") for _, row in good]) if kind in ("accounts", "activities") else {}
+    if kind == "accounts":
+        target, items = _TARGETS["accounts"], _plan_accounts(good, rep_ids)
+    else:
+        _ensure_accounts(session, [row["account_id"] for _, row in good])
+        if kind == "contacts":
+            target, items = _TARGETS["contacts"], _plan_contacts(good)
+        else:
+            target, items = _TARGETS["events"], _plan_events(good, kind)
+    _store(session, target, items, report, path)
     report.bad_rows.sort(key=lambda e: e.line)
     return report

@@ -297,11 +297,19 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _):
+            # SQLAlchemy's documented recipe: let SQLAlchemy, not pysqlite, emit BEGIN, so that
+            # savepoints work; BEGIN IMMEDIATE takes the write lock up front, so two processes
+            # storing calls at once wait for each other (busy_timeout) instead of failing.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -2,19 +2,19 @@
 
 from datetime import date
 
+import dbreset
 import pytest
 from sqlalchemy import func, select
 
 from pipeline.crm import import_csv, parse_amount, parse_date, parse_map
 from pipeline.errors import ChurnwatchError
-from pipeline.store import Account, Contact, CrmEvent, Rep, init_db, make_engine, session_scope
+from pipeline.store import Account, Contact, CrmEvent, Rep, session_scope
 
 
-@pytest.fixture
-def engine(tmp_path):
-    e = make_engine("sqlite:///" + str(tmp_path / "t.db"))
-    init_db(e)
-    return e
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """An empty database at head per test, on each backend, reused fast (tests/dbreset.py)."""
+    return dbreset.fresh_url(request, tmp_path)
 
 
 def write(tmp_path, name, text):
@@ -146,3 +146,60 @@ def test_missing_column_names_file_and_fix(tmp_path, engine):
         import_csv(s, p, "orders")
     msg = str(e.value)
     assert "o.csv" in msg and "account_id" in msg and "--map" in msg
+
+
+def test_a_value_too_long_for_the_store_is_a_bad_row_with_its_line(tmp_path, engine):
+    long_id = "A" * 150  # accounts.id holds 100 characters; PostgreSQL would refuse the whole batch
+    p = write(tmp_path, "o.csv", "account_id,date,amount,invoice_id\n"
+              f"A1,2026-01-05,10,INV-1\n{long_id},2026-01-06,20,INV-2\nA1,2026-01-07,30,INV-3\n")
+    with session_scope(engine) as s:
+        r = import_csv(s, p, "orders")
+        assert r.imported == 2 and [e.line for e in r.bad_rows] == [3]
+        assert "account_id" in str(r.bad_rows[0]) and "100" in str(r.bad_rows[0])
+        assert s.scalar(select(func.count(Account.id))) == 1
+
+
+def test_a_batch_the_database_refuses_is_retried_row_by_row(tmp_path, engine, monkeypatch):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores over-long strings; only PostgreSQL refuses them")
+    from pipeline import crm
+
+    monkeypatch.setattr(crm, "_LIMITED", {})  # let the database be the one that says no
+    p = write(tmp_path, "acc.csv", "account_id,name\nA1,Acme\nA2," + "x" * 301 + "\nA3,Beta\n")
+    with session_scope(engine) as s:
+        r = import_csv(s, p, "accounts")
+        assert r.imported == 2 and [e.line for e in r.bad_rows] == [3]
+        assert "cannot store the row" in str(r.bad_rows[0])
+        assert sorted(s.scalars(select(Account.id))) == ["A1", "A3"]
+
+
+def test_two_imports_of_one_file_at_once_do_not_collide(tmp_path, engine):
+    import threading
+    import time
+
+    from pipeline.store import get_or_create_account
+
+    p = write(tmp_path, "o.csv", "account_id,date,amount,invoice_id\n"
+              + "".join(f"A1,2026-01-{d:02d},{d},INV-{d}\n" for d in range(1, 29)))
+    with session_scope(engine) as s:
+        get_or_create_account(s, "A1")
+    result: dict = {}
+
+    def second():
+        try:
+            with session_scope(engine) as s2:
+                result["report"] = import_csv(s2, p, "orders")
+        except Exception as e:  # noqa: BLE001 - the assertion below shows it
+            result["error"] = e
+
+    with session_scope(engine) as s1:
+        assert import_csv(s1, p, "orders").imported == 28
+        thread = threading.Thread(target=second)
+        thread.start()  # it waits on the rows s1 holds, until s1 commits
+        time.sleep(0.5)
+    thread.join(60)
+    assert "error" not in result, result.get("error")
+    r = result["report"]
+    assert (r.imported, r.updated, r.unchanged, r.bad_rows) == (0, 0, 28, [])
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count(CrmEvent.id))) == 28

@@ -3,40 +3,36 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import dbreset
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from pipeline import deliver, remind
 from pipeline.policies import load_policies
-from pipeline.store import Account, Outbox, Reminder, Rep, init_db, make_engine, session_scope
+from pipeline.store import Account, Outbox, Reminder, Rep, session_scope
 from pipeline.types import Cue
 
 RULES = Path(__file__).resolve().parents[1] / "rules" / "reminders.yaml"
-NOW = datetime(2026, 2, 19, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 2, 19, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-def empty_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("db") / "empty.db"
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    engine.dispose()
-    return path
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """An empty database at head per test, on each backend, reused fast (tests/dbreset.py)."""
+    return dbreset.fresh_url(request, tmp_path)
 
 
 @pytest.fixture
-def engine(tmp_path, empty_db):
-    shutil.copy(empty_db, tmp_path / "t.db")
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+def engine(engine):
+    """The migrated database of conftest (SQLite and PostgreSQL) with a rep and an account."""
     with session_scope(engine) as s:
         rep = Rep(name="Nina Forde", email="nina@example.com")
         s.add(rep)

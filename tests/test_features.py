@@ -3,6 +3,7 @@
 import random
 from datetime import UTC, date, datetime, timedelta
 
+import dbreset
 import pytest
 
 from pipeline.features import (
@@ -20,19 +21,16 @@ from pipeline.store import (
     Cue,
     Feature,
     get_or_create_account,
-    init_db,
-    make_engine,
     session_scope,
 )
 
 AS_OF = date(2026, 3, 31)
 
 
-@pytest.fixture
-def engine(tmp_path):
-    e = make_engine("sqlite:///" + str(tmp_path / "t.db"))
-    init_db(e)
-    return e
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """An empty database at head per test, on each backend, reused fast (tests/dbreset.py)."""
+    return dbreset.fresh_url(request, tmp_path)
 
 
 def order(s, acc, day, amount, key, **attrs):

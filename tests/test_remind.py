@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import dbreset
 import pytest
 from sqlalchemy import func, select
 
@@ -22,14 +22,12 @@ from pipeline.store import (
     Reminder,
     Rep,
     RiskScore,
-    init_db,
-    make_engine,
     session_scope,
 )
 from pipeline.types import Cue, Segment
 
 RULES = Path(__file__).resolve().parents[1] / "rules" / "reminders.yaml"
-CALL = datetime(2026, 2, 19, 12, 0, tzinfo=timezone.utc)  # a Thursday
+CALL = datetime(2026, 2, 19, 12, 0, tzinfo=UTC)  # a Thursday
 
 
 @dataclass
@@ -43,6 +41,12 @@ class Risk:
         return self.score >= self.threshold
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """An empty database at head per test, on each backend, reused fast (tests/dbreset.py)."""
+    return dbreset.fresh_url(request, tmp_path)
+
+
 @pytest.fixture
 def policies():
     return load_policies(RULES, env={"CHURNWATCH_WEBHOOK_URL": "http://127.0.0.1:9/hook",
@@ -50,20 +54,9 @@ def policies():
                                      "CHURNWATCH_SMTP_HOST": "127.0.0.1"})
 
 
-@pytest.fixture(scope="session")
-def empty_db(tmp_path_factory) -> Path:
-    """Migrate once; each test gets a copy (running Alembic per test costs ~0.6 s)."""
-    path = tmp_path_factory.mktemp("db") / "empty.db"
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def engine(tmp_path, empty_db):
-    shutil.copy(empty_db, tmp_path / "t.db")
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+def engine(engine):
+    """The migrated database of conftest (SQLite and PostgreSQL) with a rep and two accounts."""
     with session_scope(engine) as s:
         rep = Rep(name="Nina Forde", email="nina@example.com")
         s.add(rep)
@@ -134,7 +127,7 @@ def test_competitor_mention_makes_one_reminder_due_in_two_days(engine, policies)
         assert len(made) == 1
         r = made[0]
         assert r.reason == "competitor_mention" and r.status == "open"
-        assert r.due == datetime(2026, 2, 21, 9, tzinfo=timezone.utc) + timedelta(days=2)  # Sat → Mon
+        assert r.due == datetime(2026, 2, 21, 9, tzinfo=UTC) + timedelta(days=2)  # Sat → Mon
         assert "Ashgrove Labs" in r.message
         assert r.evidence[0]["time"] == "02:41" and "Vendorly" in r.evidence[0]["quote"]
         channels = {(o.channel, o.target) for o in s.scalars(select(Outbox))}
@@ -371,7 +364,7 @@ def test_cli_commands_have_help_and_work(engine, tmp_path, monkeypatch):
         rid = r.id
     for var in ("CHURNWATCH_WEBHOOK_URL", "CHURNWATCH_SMTP_HOST", "CHURNWATCH_CONFIG"):
         monkeypatch.delenv(var, raising=False)
-    db = ["--db", str(engine.url)]
+    db = ["--db", engine.url.render_as_string(hide_password=False)]
     runner = CliRunner()
     out = runner.invoke(app, ["reminders", "list", "--json", "--rep", "Nina Forde", *db])
     assert out.exit_code == 0, out.output

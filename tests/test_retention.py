@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
+import dbreset
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -21,13 +22,17 @@ from pipeline.store import (
     Segment,
     TranscriptCache,
     UtteranceEmbedding,
-    init_db,
-    make_engine,
     session_scope,
     text_sha256,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """An empty database at head per test, on each backend, reused fast (tests/dbreset.py)."""
+    return dbreset.fresh_url(request, tmp_path)
 
 
 def _add_call(session, n: int, *, call_date, created_at=None, text=None) -> Call:
@@ -202,21 +207,19 @@ def test_bad_policy_values_are_user_errors(db):
 
 
 @pytest.fixture
-def sqlite_db(tmp_path):
-    url = f"sqlite:///{tmp_path / 't.db'}"
-    engine = make_engine(url)
-    init_db(engine)
+def cli_db(engine):
+    """A young and an old call, dated from today (the command purges relative to now)."""
+    url = engine.url.render_as_string(hide_password=False)
     with session_scope(engine) as s:
         s.add(Account(id="acme"))
         s.flush()
         _add_call(s, 1, call_date=datetime.now(UTC) - timedelta(days=400))
         _add_call(s, 2, call_date=datetime.now(UTC) - timedelta(days=1))
-    yield url, engine
-    engine.dispose()
+    return url, engine
 
 
-def test_cli_purge_dry_run_then_for_real(sqlite_db):
-    url, engine = sqlite_db
+def test_cli_purge_dry_run_then_for_real(cli_db):
+    url, engine = cli_db
     runner = CliRunner()
     dry = runner.invoke(app, ["purge", "--older-than", "365", "--dry-run", "--db", url, "--json"])
     assert dry.exit_code == 0, dry.output
@@ -229,7 +232,7 @@ def test_cli_purge_dry_run_then_for_real(sqlite_db):
     assert _counts(engine)["segments"] == 1
 
 
-def test_cli_purge_rejects_a_negative_policy_in_one_line(sqlite_db):
-    url, _ = sqlite_db
+def test_cli_purge_rejects_a_negative_policy_in_one_line(cli_db):
+    url, _ = cli_db
     result = CliRunner().invoke(app, ["purge", "--older-than", "-1", "--db", url])
     assert result.exit_code != 0 and "Traceback" not in result.output

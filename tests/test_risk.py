@@ -5,6 +5,7 @@ import math
 import random
 from datetime import UTC, date, datetime, timedelta
 
+import dbreset
 import pytest
 
 from pipeline.churnrate import churn_rates
@@ -25,19 +26,16 @@ from pipeline.store import (
     Cue,
     RiskScore,
     get_or_create_account,
-    init_db,
-    make_engine,
     session_scope,
 )
 
 AS_OF = date(2026, 3, 31)
 
 
-@pytest.fixture
-def engine(tmp_path):
-    e = make_engine("sqlite:///" + str(tmp_path / "t.db"))
-    init_db(e)
-    return e
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """An empty database at head per test, on each backend, reused fast (tests/dbreset.py)."""
+    return dbreset.fresh_url(request, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -187,12 +185,12 @@ def test_churn_rate_excludes_new_accounts(engine):
         assert by[("2025-Q2", "Ent")].churn_rate == 0
 
 
-def test_cli_import_score_explain(tmp_path, root):
+def test_cli_import_score_explain(tmp_path, db_url):
     from typer.testing import CliRunner
 
     from pipeline.cli import app
 
-    db = "sqlite:///" + str(tmp_path / "cli.db")
+    db = db_url
     orders = tmp_path / "orders.csv"
     orders.write_text("account_id,date,amount\nA1,2026-01-05,100\nA1,2026-02-05,100\nA2,2025-06-01,50\n")
     runner = CliRunner()
