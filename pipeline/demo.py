@@ -35,9 +35,20 @@ class DemoReport:
             "as_of": self.as_of.isoformat(),
             "imports": self.imports,
             "calls": [c.to_dict() for c in self.calls],
-            "riskiest": [r.to_dict() for r in self.riskiest],
+            "riskiest": [{**r.to_dict(), "reasons": top_reasons(r)} for r in self.riskiest],
             "reminders": self.reminders,
         }
+
+
+def top_reasons(result, n: int = 3) -> list[str]:
+    """The factors that push a score up most, in plain words."""
+    from pipeline.hint import plain_factor
+
+    pushing = sorted(
+        ((v, k) for k, v in result.contributions.items() if k != "intercept" and v > 0), reverse=True
+    )
+    labels = {k: (e or {}).get("label") for k, e in result.evidence.items()}
+    return [labels.get(k) or plain_factor(k) for _, k in pushing[:n]]
 
 
 def read_call_list(path: Path) -> list[dict[str, str]]:
@@ -84,6 +95,9 @@ def run_demo(settings, samples: Path = SAMPLES, as_of: date | None = None, top: 
         rows = session.scalars(
             select(store.Reminder).where(store.Reminder.status == "open").order_by(store.Reminder.due)
         ).all()
-        report.reminders = [remind.reminder_to_dict(r) for r in rows]
+        reps = {r.id: r.name for r in session.scalars(select(store.Rep))}
+        report.reminders = [
+            {**remind.reminder_to_dict(r), "rep": reps.get(r.rep_id)} for r in rows
+        ]
     engine.dispose()
     return report

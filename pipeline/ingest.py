@@ -279,6 +279,9 @@ def record_rules(session: Session, pack, used: set[tuple[str, int]]) -> None:
             )
 
 
+STORE_ATTEMPTS = 3  # a store that collides with a concurrent run's new rows is retried this often
+
+
 def ingest_file(engine, path: Path, kit: Toolkit, options: IngestOptions) -> IngestResult:
     """Analyse and store one recording; any user-fixable problem becomes status "error"."""
     from pipeline import audio
@@ -291,16 +294,26 @@ def ingest_file(engine, path: Path, kit: Toolkit, options: IngestOptions) -> Ing
         if dup:
             return IngestResult(file=str(path), call_id=dup, status="duplicate", account_id=options.account_id)
         fresh = transcript is None
-        analysis = analyse_file(path, kit, transcript=transcript, sha256=sha256)
+        # an absolute path: a name starting with "-" must not reach ffmpeg as an option
+        analysis = analyse_file(Path(path).absolute(), kit, transcript=transcript, sha256=sha256)
         if fresh and options.store_transcript_cache:
             save_transcript_cache(engine, sha256, kit.transcribe_options, analysis.transcript)
-        try:
-            with store.session_scope(engine) as session:
-                return store_analysis(session, analysis, options, kit)
-        except IntegrityError:  # another process stored the same audio a moment ago
-            with store.session_scope(engine) as session:
-                dup = session.scalar(select(store.Call.id).where(store.Call.audio_sha256 == sha256))
-            return IngestResult(file=str(path), call_id=dup, status="duplicate", account_id=options.account_id)
+        for _ in range(STORE_ATTEMPTS):
+            try:
+                with store.session_scope(engine) as session:
+                    result = store_analysis(session, analysis, options, kit)
+                result.file = str(path)
+                return result
+            except IntegrityError:
+                with store.session_scope(engine) as session:
+                    dup = session.scalar(select(store.Call.id).where(store.Call.audio_sha256 == sha256))
+                if dup is not None:  # another process stored the same audio a moment ago
+                    return IngestResult(file=str(path), call_id=dup, status="duplicate",
+                                        account_id=options.account_id)
+                # another process created the same account, rep or day's score row: try again
+        return IngestResult(file=str(path), status="error", account_id=options.account_id,
+                            error=f"{path}: could not store the call after {STORE_ATTEMPTS} tries "
+                                  "(concurrent writers); run the ingest again.")
     except ChurnwatchError as e:
         return IngestResult(file=str(path), status="error", error=str(e), account_id=options.account_id)
 
