@@ -1139,6 +1139,8 @@ def demo(
 
 
 def _print_demo(report) -> None:
+    from pipeline import demo as demo_mod
+
     console.rule("[bold]CRM data imported")
     for imp in report.imports:
         console.print(f"  {imp['file']:<16} {imp.get('imported', 0):>5} rows imported, "
@@ -1158,17 +1160,16 @@ def _print_demo(report) -> None:
     for col in ("account", "score", "flag", "top reasons"):
         table.add_column(col)
     for res in report.riskiest:
-        d = res.to_dict()
-        reasons = "; ".join(d.get("reasons", [])[:3])
-        table.add_row(d["account_id"], f"{d['score']:.0f}", "⚠" if d.get("flagged") else "", reasons)
+        reasons = "; ".join(demo_mod.top_reasons(res))
+        table.add_row(res.account_id, f"{res.score:.0f}", "⚠" if res.flagged else "", reasons)
     console.print(table)
     console.rule("[bold]Open reminders")
     rt = Table()
     for col in ("due", "account", "rep", "why", "what to do"):
         rt.add_column(col)
     for rem in report.reminders:
-        rt.add_row(str(rem.get("due", ""))[:10], rem.get("account_id", ""), rem.get("rep") or "",
-                   rem.get("reason", ""), rem.get("message", ""))
+        rt.add_row(str(rem.get("due", ""))[:10], rem.get("account") or rem.get("account_id", ""),
+                   rem.get("rep") or "", rem.get("title") or rem.get("reason", ""), rem.get("message", ""))
     console.print(rt)
 # --- END demo ---
 

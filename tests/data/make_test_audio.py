@@ -1,0 +1,79 @@
+"""Make the short test clips in tests/data/ with flite text-to-speech (Debian's `flite`) and ffmpeg.
+
+    python tests/data/make_test_audio.py
+
+Writes (a few hundred KB in all; the outputs are committed, so tests do not need flite):
+- two_voices.stereo.ogg: rep (flite voice slt) on the LEFT channel, customer (voice awb) on the
+  RIGHT, the other channel silent while one speaks, as call recorders store dual-channel calls.
+- two_voices.mono.mp3: the downmix of the same call.
+- two_voices.truth.json: each turn's speaker, channel, text, start and end seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+HERE = Path(__file__).resolve().parent
+SR = 16000
+VOICES = {"rep": "slt", "customer": "awb"}
+TURNS = [
+    ("rep", "Hi Peter, thanks for taking the call about your renewal."),
+    ("customer", "Sure. Honestly, we are thinking about cancelling the contract."),
+    ("rep", "I am sorry to hear that. What is the main problem?"),
+    ("customer", "The invoices were wrong three months in a row."),
+    ("rep", "Let me fix the billing today and call you back tomorrow."),
+    ("customer", "Fine, but we are also talking to another vendor."),
+]
+GAP_S = 0.6  # silence between turns
+LEAD_S = 0.5  # silence before the first turn
+
+
+def say(text: str, voice: str, tmp: Path) -> np.ndarray:
+    wav = tmp / "say.wav"
+    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(wav), "-f", "f32le", "-ac", "1", "-ar", str(SR), "-"],
+        check=True, capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.float32)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        left, right, turns = [np.zeros(int(LEAD_S * SR), np.float32)], [], []
+        right.append(np.zeros_like(left[0]))
+        t = LEAD_S
+        for speaker, text in TURNS:
+            audio = 0.8 * say(text, VOICES[speaker], tmp)
+            silence = np.zeros_like(audio)
+            on, off = (left, right) if speaker == "rep" else (right, left)
+            on.append(audio)
+            off.append(silence)
+            gap = np.zeros(int(GAP_S * SR), np.float32)
+            left.append(gap)
+            right.append(gap)
+            duration = audio.size / SR
+            turns.append({"speaker": speaker, "channel": "left" if speaker == "rep" else "right",
+                          "text": text, "start": round(t, 3), "end": round(t + duration, 3)})
+            t += duration + GAP_S
+        stereo = np.stack([np.concatenate(left), np.concatenate(right)], axis=1)
+        wav = tmp / "call.wav"
+        sf.write(wav, stereo, SR, subtype="PCM_16")
+        subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(wav), "-c:a", "libvorbis",
+                        "-q:a", "1", str(HERE / "two_voices.stereo.ogg")], check=True)
+        subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(wav), "-ac", "1", "-b:a", "32k",
+                        str(HERE / "two_voices.mono.mp3")], check=True)
+    truth = {"voices": VOICES, "channels": {"left": "rep", "right": "customer"},
+             "duration_s": round(stereo.shape[0] / SR, 3), "turns": turns}
+    (HERE / "two_voices.truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Transcription with the real tiny.en model (loaded once per session) and the guards by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import audio
+from pipeline.errors import AudioError, ChurnwatchError
+from pipeline.settings import PROJECT_ROOT
+from pipeline.transcribe import (
+    TranscribeOptions,
+    format_transcript,
+    load_asr,
+    transcribe,
+    transcribe_audio,
+    transcript_json,
+)
+from pipeline.types import Segment, Transcript, Word
+
+DATA = Path(__file__).parent / "data"
+STEREO = DATA / "two_voices.stereo.ogg"
+MONO = DATA / "two_voices.mono.mp3"
+TRUTH = json.loads((DATA / "two_voices.truth.json").read_text())
+MODELS = Path(os.environ.get("CHURNWATCH_MODELS_DIR", PROJECT_ROOT / "models"))
+
+
+@pytest.fixture(scope="session")
+def asr():
+    if not (MODELS / "whisper" / "tiny.en" / "ct2" / "model.bin").is_file():
+        pytest.skip(f"tiny.en is not installed in {MODELS}; run: churnwatch models install tiny.en")
+    # one thread: CTranslate2's OpenMP threads spin badly on a busy CI machine
+    return load_asr(TranscribeOptions(language="en", threads=1), MODELS)
+
+
+@pytest.fixture(scope="session")
+def stereo(asr) -> Transcript:
+    return transcribe(STEREO, asr)
+
+
+@pytest.fixture(scope="session")
+def mono(asr) -> Transcript:
+    return transcribe(MONO, asr)
+
+
+def _first_seconds(src: Path, dest: Path, seconds: float, duplicate: bool = False) -> Path:
+    x = audio.decode(src)[:, : int(seconds * 16000)]
+    if duplicate:
+        x = np.stack([x[0], x[0]])
+    with wave.open(str(dest), "wb") as w:
+        w.setnchannels(x.shape[0]), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes((np.clip(x.T, -1, 1) * 32767).astype("<i2").tobytes())
+    return dest
+
+
+def _truth_speaker(t: float) -> str:
+    return min(TRUTH["turns"], key=lambda turn: 0 if turn["start"] <= t <= turn["end"]
+               else min(abs(turn["start"] - t), abs(turn["end"] - t)))["speaker"]
+
+
+def _word_accuracy(transcript: Transcript) -> float:
+    words = [(w, s.speaker) for s in transcript.segments for w in s.words]
+    right = sum(_truth_speaker((w.start + w.end) / 2) == spk for w, spk in words)
+    return right / len(words)
+
+
+def test_stereo_clip_key_phrases_and_exact_speakers(stereo):
+    t = stereo
+    assert t.channel_layout == "stereo" and t.engine == "faster-whisper" and t.model == "tiny.en"
+    assert abs(t.duration - TRUTH["duration_s"]) < 0.1
+    rep = " ".join(s.text for s in t.segments if s.speaker == "rep").lower()
+    customer = " ".join(s.text for s in t.segments if s.speaker == "customer").lower()
+    assert "renewal" in rep and "billing" in rep and "cancel" not in rep
+    assert "cancelling the contract" in customer and "vendor" in customer and "renewal" not in customer
+    assert all(s.channel == (0 if s.speaker == "rep" else 1) for s in t.segments)
+    assert _word_accuracy(t) == 1.0
+    assert [s.start for s in t.segments] == sorted(s.start for s in t.segments)
+    # words carry times inside their segment and a probability
+    for s in t.segments:
+        assert s.words and all(s.start <= w.start <= w.end <= s.end + 0.01 for w in s.words)
+        assert all(0 <= w.probability <= 1 for w in s.words)
+
+
+def test_rep_channel_right_swaps_speakers(asr, tmp_path):
+    clip = _first_seconds(STEREO, tmp_path / "first10.wav", 10.0)
+    t = transcribe(clip, asr, TranscribeOptions(language="en", threads=1, beam_size=1,
+                                                rep_channel="right"))
+    customer = " ".join(s.text for s in t.segments if s.speaker == "customer").lower()
+    assert "renewal" in customer and all(s.speaker == ("rep" if s.channel == 1 else "customer")
+                                         for s in t.segments)
+
+
+def test_mono_clip_is_diarized_into_rep_and_customer(mono):
+    t = mono
+    assert t.channel_layout == "mono"
+    assert {s.speaker for s in t.segments} == {"rep", "customer"}
+    assert all(s.channel is None and 0.5 <= s.speaker_confidence <= 1.0 for s in t.segments)
+    assert _word_accuracy(t) >= 0.9
+
+
+def test_identical_stereo_channels_are_mono(asr, tmp_path):
+    path = _first_seconds(MONO, tmp_path / "dup.wav", 10.0, duplicate=True)
+    t = transcribe(path, asr, TranscribeOptions(language="en", threads=1, beam_size=1, diarize=False))
+    assert t.channel_layout == "mono" and all(s.speaker is None for s in t.segments)
+
+
+def test_silent_file_is_an_audio_error(asr, tmp_path):
+    path = tmp_path / "silence.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+        w.writeframes(bytes(8000 * 2 * 5))
+    with pytest.raises(AudioError, match="silence.wav.*no speech"):
+        transcribe(path, asr)
+
+
+def test_openai_engine_gives_the_same_words(asr):
+    if not (MODELS / "whisper" / "tiny.en" / "openai.pt").is_file():
+        pytest.skip("tiny.en is not converted for openai-whisper; run: "
+                    "churnwatch models install tiny.en --engine openai-whisper")
+    ow = load_asr(TranscribeOptions(engine="openai-whisper", language="en", threads=1), MODELS)
+    left = audio.decode(STEREO)[0][: 16000 * 5]  # the rep's first turn
+    words = lambda segs: [w.word.lower().strip(",.?") for s in segs for w in s.words]
+    fw_words = words(transcribe_audio(left, asr, "en"))
+    assert "renewal" in fw_words and words(transcribe_audio(left, ow, "en")) == fw_words
+
+
+def test_options_are_validated():
+    with pytest.raises(ChurnwatchError, match="left, right"):
+        TranscribeOptions(rep_channel="middle")
+    with pytest.raises(ChurnwatchError, match="faster-whisper, openai-whisper"):
+        TranscribeOptions(engine="whisper.cpp")
+
+
+def test_output_formats_by_hand():
+    t = Transcript(language="en", duration=70.0, engine="faster-whisper", model="tiny.en", segments=[
+        Segment(1.0, 2.5, "Hello there.", speaker="rep", channel=0, words=[Word("Hello", 1.0, 1.4, 0.9)]),
+        Segment(65.2, 66.0, "Hi.", speaker="customer", channel=1),
+    ])
+    assert format_transcript(t, "txt") == "[00:01] REP: Hello there.\n[01:05] CUSTOMER: Hi."
+    srt = format_transcript(t, "srt")
+    assert "1\n00:00:01,000 --> 00:00:02,500\nREP: Hello there." in srt
+    assert format_transcript(t, "vtt").startswith("WEBVTT\n\n1\n00:00:01.000 --> 00:00:02.500")
+    data = transcript_json(t)
+    assert data["segments"][0]["words"] == [{"word": "Hello", "start": 1.0, "end": 1.4, "probability": 0.9}]
+    assert {"language", "duration", "engine", "model", "segments"} <= set(data)
+    with pytest.raises(ChurnwatchError, match="txt, srt, vtt"):
+        format_transcript(t, "docx")
+
+
+def test_cli_reports_a_bad_file_in_one_line(asr, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.setenv("CHURNWATCH_MODELS_DIR", str(MODELS))
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(app, ["transcribe", str(empty), "--json"])
+    assert result.exit_code == 1
+    assert "empty.wav" in result.output and "empty (0 bytes)" in result.output
+
+
+def test_merge_turns_joins_one_speakers_split_sentence_only():
+    from pipeline.transcribe import merge_turns
+    from pipeline.types import Segment, Word
+
+    segs = [
+        Segment(0.0, 2.0, "we are not looking", "customer", 1, -0.2, [Word("we", 0.0, 0.3)]),
+        Segment(2.4, 4.0, "at other vendors.", "customer", 1, -0.4, [Word("at", 2.4, 2.6)]),
+        Segment(4.5, 6.0, "Great to hear.", "rep", 0, -0.1),
+        Segment(9.0, 10.0, "One more thing.", "rep", 0, -0.1),  # gap 3 s: a new turn
+    ]
+    out = merge_turns(segs, max_gap=1.0, max_len=30.0)
+    assert [s.text for s in out] == ["we are not looking at other vendors.", "Great to hear.",
+                                     "One more thing."]
+    assert (out[0].start, out[0].end) == (0.0, 4.0) and len(out[0].words) == 2
+    assert out[0].avg_logprob == pytest.approx((-0.2 * 2.0 - 0.4 * 1.6) / 3.6)
+    assert len(merge_turns(segs[:2], max_gap=1.0, max_len=3.0)) == 2  # would pass max_len
