@@ -1,0 +1,181 @@
+"""Ingest end to end: a real short clip through tiny.en, the rules and the store, on every backend.
+
+The toolkit (Whisper tiny.en, spaCy, the embedder, the rule pack) is loaded once per session by
+`load_kit`, which tests/test_faults.py shares. Short clips are cut from the project's
+two-voice test call (tests/data/two_voices.stereo.ogg) so each transcribes in a few seconds;
+each cut has its own length, so its own bytes and audio hash.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from pipeline import ingest, scale, store
+from pipeline.audio import audio_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+TWO_VOICES = ROOT / "tests" / "data" / "two_voices.stereo.ogg"
+ACCOUNT = "ACC-1003"
+
+
+@functools.cache
+def load_kit() -> ingest.Toolkit:
+    """The toolkit, loaded once per test session (shared with tests/test_faults.py)."""
+    from pipeline.settings import load_settings
+
+    settings = load_settings(db_url="sqlite://")
+    if not (settings.models_dir / "whisper" / settings.asr_model).exists():
+        pytest.skip(f"Whisper {settings.asr_model} is not installed in {settings.models_dir / 'whisper'}; "
+                    f"run: churnwatch models install {settings.asr_model}")
+    return ingest.load_toolkit(settings)
+
+
+def make_clips(folder: Path, n: int, base: float = 10.0) -> list[Path]:
+    """n short stereo clips of the two-voice call (rep, then the customer talking of cancelling)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(n):
+        out = folder / f"clip_{i + 1}.ogg"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(TWO_VOICES), "-t", f"{base + 0.25 * i:.2f}",
+             "-c:a", "libvorbis", "-q:a", "3", str(out)],
+            check=True,
+        )
+        clips.append(out)
+    return clips
+
+
+def table_counts(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in store.Base.metadata.sorted_tables
+        }
+
+
+@pytest.fixture(scope="session")
+def kit() -> ingest.Toolkit:
+    return load_kit()
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> list[Path]:
+    return make_clips(tmp_path_factory.mktemp("clips"), 2)
+
+
+@pytest.fixture
+def use_kit(monkeypatch, kit):
+    """Make the executors and the CLI reuse the session's toolkit instead of loading models again."""
+    monkeypatch.setattr(ingest, "load_toolkit", lambda settings, with_embeddings=True: kit)
+    return kit
+
+
+def corrupt_copy(good: Path, folder: Path) -> Path:
+    """A file with a real Ogg header followed by garbage."""
+    bad = folder / "broken call.ogg"
+    data = good.read_bytes()
+    bad.write_bytes(data[:200] + bytes(range(256)) * 40)
+    return bad
+
+
+def test_ingest_stores_segments_cues_and_score(engine, kit, clips):
+    opts = ingest.IngestOptions(account_id=ACCOUNT, rep="Maya Okafor")
+    result = ingest.ingest_file(engine, clips[0], kit, opts)
+
+    assert result.status == "ok", result.error
+    with store.session_scope(engine) as s:
+        call = s.get(store.Call, result.call_id)
+        assert call.status == "done" and call.account_id == ACCOUNT
+        assert call.audio_sha256 == audio_sha256(clips[0])
+        assert len(call.segments) >= 2
+        assert {seg.speaker for seg in call.segments} == {"rep", "customer"}
+        assert "cancel" in " ".join(seg.text.lower() for seg in call.segments)
+        cues = call.cues
+        assert any(c.label == "cancellation_intent" for c in cues)
+        for c in cues:
+            assert c.rule_name and c.rule_version >= 1 and c.quote and c.speaker in ("rep", "customer")
+            assert c.segment_id is not None and c.start < c.end
+            # the rule definition that produced the cue is kept
+            assert s.scalar(select(store.Rule).where(store.Rule.name == c.rule_name,
+                                                       store.Rule.version == c.rule_version))
+        cancel = next(c for c in cues if c.label == "cancellation_intent")
+        assert cancel.speaker == "customer" and "cancel" in cancel.quote.lower()
+        scores = s.scalars(select(store.RiskScore).where(store.RiskScore.account_id == ACCOUNT)).all()
+        assert len(scores) == 1 and 0 <= scores[0].score <= 100
+    assert result.score == pytest.approx(scores[0].score)
+    assert {c["label"] for c in result.cues} == {c.label for c in cues}
+
+
+def test_reingest_is_duplicate_and_adds_nothing(engine, kit, clips):
+    opts = ingest.IngestOptions(account_id=ACCOUNT)
+    first = ingest.ingest_file(engine, clips[1], kit, opts)
+    assert first.status == "ok", first.error
+    before = table_counts(engine)
+
+    again = ingest.ingest_file(engine, clips[1], kit, opts)
+    copy = clips[1].parent / "same audio, other name.ogg"
+    copy.write_bytes(clips[1].read_bytes())
+    renamed = ingest.ingest_file(engine, copy, kit, opts)
+
+    assert (again.status, again.call_id) == ("duplicate", first.call_id)
+    assert (renamed.status, renamed.call_id) == ("duplicate", first.call_id)
+    assert table_counts(engine) == before
+
+
+def test_batch_stores_good_file_and_reports_bad_one(tmp_path, use_kit, clips):
+    from pipeline.settings import load_settings
+
+    url = f"sqlite:///{tmp_path / 'batch.db'}"
+    engine = store.make_engine(url)
+    store.init_db(engine)
+    bad = corrupt_copy(clips[0], tmp_path)
+    opts = ingest.IngestOptions(account_id=ACCOUNT)
+    jobs = [(bad, opts), (clips[0], opts)]
+
+    results = scale.run_jobs(jobs, load_settings(db_url=url), executor="local", progress=False)
+
+    assert [r.file for r in results] == [str(bad), str(clips[0])]
+    assert results[1].status == "ok"
+    assert results[0].status == "error" and results[0].call_id is None
+    assert str(bad) in results[0].error and "\n" not in results[0].error
+    counts = table_counts(engine)
+    assert counts["calls"] == 1 and counts["segments"] >= 2
+    engine.dispose()
+
+
+def test_cli_ingest_json_shape_and_exit_code(tmp_path, use_kit, clips):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    bad = corrupt_copy(clips[0], tmp_path)
+    args = ["ingest", str(clips[0]), str(bad), "--account", ACCOUNT, "--rep", "Maya Okafor",
+            "--date", "2026-10-06", "--db", db, "--json"]
+    res = CliRunner().invoke(app, args)
+
+    assert res.exit_code == 1, res.output  # one file failed
+    assert "Traceback" not in res.output
+    out = json.loads(res.stdout)
+    assert [r["file"] for r in out] == [str(clips[0]), str(bad)]
+    for r in out:
+        assert set(r) == {"file", "call_id", "status", "error", "cues", "hints"}
+    good, broken = out
+    assert good["status"] == "ok" and isinstance(good["call_id"], int) and good["error"] is None
+    assert good["cues"] and good["hints"]
+    for cue in good["cues"]:
+        assert set(cue) == {"label", "rule", "rule_version", "start", "end", "speaker", "quote", "score"}
+    assert any(c["label"] == "cancellation_intent" and c["speaker"] == "customer" for c in good["cues"])
+    assert broken["status"] == "error" and broken["call_id"] is None and broken["cues"] == []
+    assert str(bad) in broken["error"]
+
+    # again: the good file is a duplicate, exit code still counts only the failure
+    res2 = CliRunner().invoke(app, args)
+    assert res2.exit_code == 1
+    assert [r["status"] for r in json.loads(res2.stdout)] == ["duplicate", "error"]
