@@ -1,10 +1,16 @@
-"""Throughput of the cue rules: keyword rules, embedding rules cold, embedding rules warm (cache).
+"""Throughput of the cue rules on one core: keyword rules on two mixes, embedding rules cold/warm.
 
-    python bench/rules.py [--n 20000] [--dev PATH]
+    python bench/rules.py [--n 20000] [--n-embed 2000] [--repeat 3] [--out bench/results/rules.json]
 
-Uses the dev utterances (../shared/data/utterances_dev.jsonl) repeated to N lines, each made
-unique by a numbered suffix so neither spaCy nor the embedding cache sees a repeated text.
-Single-threaded (torch set to one thread). Prints utterances per second.
+Mixes (each repeated to N lines, each line made unique by a numbered suffix " (i)"; nothing
+in the detector caches by text):
+- cue-heavy: ../shared/data/utterances_dev.jsonl (about 54% of lines carry a cue);
+- calls: every turn, rep and customer, of ../shared/data/calls_dev/*.truth.json (mostly cue-free);
+- samples: every turn of samples/audio/*.truth.json (ships with the project, so this bench runs
+  anywhere; the other two are skipped where the shared data is absent).
+Single-threaded: OMP/BLAS threads and torch set to 1. Prints utterances per second in wall time
+and in CPU time of this process (time.process_time; the machine may be shared), best of
+--repeat runs, and writes the numbers to --out.
 """
 
 from __future__ import annotations
@@ -12,59 +18,133 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import sys
 import time
 from pathlib import Path
 
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CHURNWATCH_SHARED", ROOT.parent / "shared")) / "data"
+
+
+def call_turns(files) -> list[dict]:
+    turns = []
+    for f in files:
+        data = json.loads(Path(f).read_text(encoding="utf-8"))
+        lang = (data.get("language") or "en").split("-")[0]
+        turns += [{"text": t["text"], "speaker": t["speaker"], "lang": lang} for t in data["turns"]]
+    return turns
+
+
+def mixes() -> dict[str, list[dict]]:
+    out = {}
+    dev = SHARED / "utterances_dev.jsonl"
+    if dev.exists():
+        out["cue-heavy"] = [json.loads(line) for line in dev.read_text(encoding="utf-8").splitlines()
+                            if line.strip()]
+    calls = sorted((SHARED / "calls_dev").glob("*.truth.json"))
+    if calls:
+        out["calls"] = call_turns(calls)
+    out["samples"] = call_turns(sorted((ROOT / "samples" / "audio").glob("*.truth.json")))
+    return out
+
+
+def timed(fn, repeat: int) -> tuple[float, float, object]:
+    """Best wall and best CPU seconds over `repeat` runs, and the last result."""
+    walls, cpus, result = [], [], None
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        result = fn()
+        cpus.append(time.process_time() - c)
+        walls.append(time.perf_counter() - w)
+    return min(walls), min(cpus), result
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=20000, help="utterances for the keyword run")
+    ap.add_argument("--n", type=int, default=20000, help="utterances per keyword run")
     ap.add_argument("--n-embed", type=int, default=2000, help="utterances for the embedding runs")
-    ap.add_argument("--dev", type=Path, default=Path(os.environ.get("CHURNWATCH_SHARED", ROOT.parent / "shared"))
-                    / "data" / "utterances_dev.jsonl")
+    ap.add_argument("--repeat", type=int, default=3, help="keyword runs per mix; the best counts")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rules.json",
+                    help="where to write the numbers (JSON)")
+    ap.add_argument("--no-embeddings", action="store_true", help="skip the embedding runs")
     args = ap.parse_args()
 
+    import spacy
     import torch
 
     torch.set_num_threads(1)
-    from pipeline.detect import (EmbeddingRule, InMemoryEmbeddingCache, KeywordRule, Utterance,
-                                 detect_utterances, load_embedder)
-    from pipeline.nlp import load_nlp
+    sys.path.insert(0, str(ROOT))
+    from pipeline.detect import (
+        EmbeddingRule,
+        InMemoryEmbeddingCache,
+        KeywordRule,
+        Utterance,
+        detect_utterances,
+        load_embedder,
+    )
+    from pipeline.nlp import compile_rules, load_nlp
     from pipeline.rules import RulePack, load_pack
 
-    rows = [json.loads(line) for line in args.dev.read_text().splitlines() if line.strip()]
     pack = load_pack(ROOT / "rules")
     nlp = load_nlp(["en", "de", "ro", "ko"])
+    keyword = RulePack([r for r in pack.rules if isinstance(r, KeywordRule)])
 
-    def utts(n):
-        return [Utterance(f"{r['text']} ({i})", r["speaker"], r["lang"])
+    def utts(rows, n):
+        return [Utterance(f"{r['text']} ({i})", r.get("speaker", "customer"), r.get("lang", "en"))
                 for i, r in ((i, rows[i % len(rows)]) for i in range(n))]
 
-    keyword = RulePack([r for r in pack.rules if isinstance(r, KeywordRule)])
-    detect_utterances(utts(500), keyword, nlp)  # compile matchers, warm up
-    batch = utts(args.n)
-    t = time.perf_counter()
-    found = detect_utterances(batch, keyword, nlp)
-    dt = time.perf_counter() - t
-    print(f"keyword rules ({len(keyword.rules)} rules): {len(batch)} utterances in {dt:.2f} s = "
-          f"{len(batch) / dt:,.0f} utterances/s, {sum(map(bool, found))} with a cue")
-
-    embedding = RulePack([r for r in pack.rules if isinstance(r, EmbeddingRule)])
-    embedder = load_embedder()
-    cache = InMemoryEmbeddingCache()
-    detect_utterances(utts(50), embedding, nlp, embedder, InMemoryEmbeddingCache())  # warm up
-    batch = utts(args.n_embed)
-    t = time.perf_counter()
-    detect_utterances(batch, embedding, nlp, embedder, cache)
-    cold = time.perf_counter() - t
-    t = time.perf_counter()
-    detect_utterances(batch, embedding, nlp, embedder, cache)
-    warm = time.perf_counter() - t
-    print(f"embedding rules ({len(embedding.rules)} rules), cold: {len(batch) / cold:,.0f} utterances/s")
-    print(f"embedding rules, warm cache: {len(batch) / warm:,.0f} utterances/s "
-          f"({cold / warm:.0f}x faster than encoding)")
+    report = {"command": "python bench/rules.py " + " ".join(sys.argv[1:]),
+              "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
+                          "python": platform.python_version(), "spacy": spacy.__version__,
+                          "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+              "keyword_rules": len(keyword.rules), "keyword": {}, "embedding": None}
+    all_mixes = mixes()
+    detect_utterances(utts(all_mixes["samples"], 300), keyword, nlp)  # compile matchers, warm up
+    for name, rows in all_mixes.items():
+        batch = utts(rows, args.n)
+        wall, cpu, found = timed(lambda b=batch: detect_utterances(b, keyword, nlp), args.repeat)
+        prefiltered = sum(1 for u in batch if u.lang in nlp and
+                          compile_rules(keyword, nlp[u.lang], u.lang).may_match(u.text))
+        row = {"utterances": len(batch), "distinct_lines": len(rows),
+               "with_cue": sum(map(bool, found)), "passed_prefilter": prefiltered,
+               "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+               "per_s_wall": round(len(batch) / wall), "per_s_cpu": round(len(batch) / cpu),
+               "cpu_us_per_utterance": round(cpu / len(batch) * 1e6, 1)}
+        report["keyword"][name] = row
+        print(f"keyword rules, {name} mix ({len(rows)} lines repeated to {len(batch)}; "
+              f"{row['with_cue'] / len(batch):.0%} with a cue, {prefiltered / len(batch):.0%} past the "
+              f"prefilter): {row['per_s_wall']:,} utterances/s wall, {row['per_s_cpu']:,} /s CPU "
+              f"({row['cpu_us_per_utterance']} µs CPU each)")
+    if args.no_embeddings:
+        report["embedding"] = "skipped (--no-embeddings)"
+    else:
+        embedding = RulePack([r for r in pack.rules if isinstance(r, EmbeddingRule)])
+        embedder = load_embedder()
+        source = all_mixes.get("cue-heavy", all_mixes["samples"])
+        detect_utterances(utts(source, 50), embedding, nlp, embedder, InMemoryEmbeddingCache())
+        batch = utts(source, args.n_embed)
+        cache = InMemoryEmbeddingCache()
+        cold_wall, cold_cpu, _ = timed(lambda: detect_utterances(batch, embedding, nlp, embedder, cache), 1)
+        warm_wall, warm_cpu, _ = timed(lambda: detect_utterances(batch, embedding, nlp, embedder, cache),
+                                       args.repeat)
+        report["embedding"] = {
+            "rules": len(embedding.rules), "utterances": len(batch),
+            "cold_per_s_wall": round(len(batch) / cold_wall, 1), "cold_per_s_cpu": round(len(batch) / cold_cpu, 1),
+            "warm_per_s_wall": round(len(batch) / warm_wall), "warm_per_s_cpu": round(len(batch) / warm_cpu),
+            "warm_over_cold_wall": round(cold_wall / warm_wall, 1)}
+        e = report["embedding"]
+        print(f"embedding rules ({len(embedding.rules)} rules), cold: {e['cold_per_s_wall']:,} utterances/s "
+              f"wall, {e['cold_per_s_cpu']:,} /s CPU")
+        print(f"embedding rules, warm cache: {e['warm_per_s_wall']:,} utterances/s wall, "
+              f"{e['warm_per_s_cpu']:,} /s CPU ({e['warm_over_cold_wall']:,}x faster than encoding)")
+    report["machine"]["loadavg_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

