@@ -73,7 +73,7 @@ def probe(path: Path) -> AudioInfo:
     out = _run(
         ["ffprobe", "-v", "error", "-show_entries",
          "stream=codec_type,codec_name,channels,sample_rate:format=duration,format_name",
-         "-of", "json", str(path)],
+         "-of", "json", str(Path(path).absolute())],
         path,
     )
     if out.returncode != 0:
@@ -110,7 +110,7 @@ def decode(path: Path, start: float = 0.0, duration: float | None = None,
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-xerror"]
     if start > 0:
         cmd += ["-ss", f"{start:.3f}"]
-    cmd += ["-i", str(path)]
+    cmd += ["-i", str(Path(path).absolute())]  # absolute: a name like "-x.wav" is no option
     if duration is not None:
         cmd += ["-t", f"{duration:.3f}"]
     cmd += ["-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-ar", str(SAMPLE_RATE)]

@@ -226,7 +226,8 @@ def _expand(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            out += found or [p]  # an empty folder is reported as a failed input, not dropped
         else:
             out.append(p)
     return out
@@ -493,13 +494,15 @@ def crm_import(
         _fail(e)
     if as_json:
         _print_json(report.to_dict())
-        return
+        raise typer.Exit(min(len(report.bad_rows), 100))
     console.print(f"{file}: {report.imported} imported, {report.updated} updated, "
                   f"{report.unchanged} unchanged, {len(report.bad_rows)} bad row(s).", highlight=False)
     for e in report.bad_rows[:50]:
         err_console.print(f"[yellow]skipped[/yellow] {e}", highlight=False)
     if len(report.bad_rows) > 50:
         err_console.print(f"... and {len(report.bad_rows) - 50} more bad rows (see --json).")
+    # like ingest: the good rows are stored, and the exit code counts the bad ones
+    raise typer.Exit(min(len(report.bad_rows), 100))
 # --- END crm ---
 
 # --- BEGIN risk ---

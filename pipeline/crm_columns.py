@@ -283,8 +283,18 @@ def read_rows(path, kind: str, column_map: dict[str, str] | None = None, preset:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ChurnwatchError(f"{path}: no such file.") from None
+    except IsADirectoryError:
+        raise ChurnwatchError(f"{path}: is a folder; pass the CSV file itself.") from None
     except UnicodeDecodeError:
-        text = path.read_text(encoding="cp1252")
+        try:  # Excel on Windows saves CSVs as cp1252
+            text = path.read_text(encoding="cp1252")
+        except UnicodeDecodeError:
+            raise ChurnwatchError(
+                f"{path}: is not a text CSV (neither UTF-8 nor Windows-1252). "
+                "Export it again as 'CSV UTF-8' from your CRM or spreadsheet."
+            ) from None
+    if "\x00" in text:
+        raise ChurnwatchError(f"{path}: holds binary data, not a CSV. Export it again as CSV.")
     reader = _sniff_reader(text)
     headers = [h for h in (reader.fieldnames or []) if h is not None]
     if not headers:

@@ -163,9 +163,16 @@ def test_questions_only(tmp_path, nlp):
     ("Die Rechnung ist falsch, da ist eine Position doppelt", "invoice_dispute"),
     ("Wir haben ein Angebot von einem anderen Anbieter bekommen", "competitor_mention"),
     ("Unsere Firma wurde übernommen", "org_change"),
+    ("Wir bezahlen die Rechnung für September erst im Dezember", "payment_delay"),
 ])
 def test_german_phrases(nlp, keyword_pack, text, label):
     assert label in labels(detect_text(text, keyword_pack, nlp, lang="de"))
+
+
+def test_german_paid_invoice_is_not_a_payment_delay(nlp, keyword_pack):
+    # "bezahlt" must not veto every form of "bezahlen" (exclusions match on lemmas)
+    assert not detect_text("Wir haben die Rechnung bereits bezahlt", keyword_pack, nlp, lang="de")
+    assert not detect_text("Wir haben die Rechnung erst im Dezember bekommen", keyword_pack, nlp, lang="de")
 
 
 def test_german_negation_and_forms(nlp, keyword_pack):

@@ -242,9 +242,6 @@ def test_crm_unusable_csv_is_one_line_error(tmp_path, good_db, cli, monkeypatch,
     kind, content = {**UNUSABLE_CSVS, **BINARY_CSVS}[name]
     (tmp_path / name).write_bytes(content)
     monkeypatch.chdir(tmp_path)
-    if name.startswith("binary_"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="crm.read_rows lets UnicodeDecodeError escape on bytes cp1252 cannot map"))
 
     res = cli("crm", "import", name, "--kind", kind, "--db", url)
 
