@@ -11,13 +11,19 @@ with no speech from the other side inside that silence, are one stretch ("block"
 between a speaker's sentences belong to their turn. Segments without a speaker are left out.
 
 - talk ratio: rep block time / (rep + customer block time).
-- monologue of a side: consecutive blocks of that side, continued across backchannels (a block
-  of the other side holding at most `backchannel_words` words and lasting at most
-  `interruption_s`: "mm-hm", "sounds good") and across silences no longer than
-  `monologue_max_silence_s`; its length runs from its first word to its last. The word count
-  keeps the definition stable where ASR word times clip a short reply ("Oh, that's brilliant":
-  1.5 s in the truth, 1.0 s of word spans). The longest customer story is the same measure for
-  the customer.
+- monologue of a side: consecutive blocks of that side, continued across backchannels and
+  across silences no longer than `monologue_max_silence_s`; its length runs from its first word
+  to its last. A backchannel is what the other side says between two blocks of the side, taken
+  as one reply (all its blocks together, so a reply that pauses or that diarization cut into
+  pieces, "launch. | Brilliant. | Thanks, Jess.", is not three backchannels): at most
+  `backchannel_words` words within at most `interruption_s` seconds, and, from
+  `backchannel_lexicon_from` words on, only acknowledgement words ("yeah", "right", "great",
+  "got it"; English and German lists in `is_backchannel`; other languages skip this test). The
+  word rules keep the definition stable where ASR word times clip a short reply ("Oh, that's
+  brilliant": 1.5 s in the truth, 1.0 s of word spans) or ASR drops a word of it ("that's
+  brilliant" is a clause, not an acknowledgement). One-word replies are judged by count and
+  time only, since ASR often mis-spells a lone short token ("Gern." heard as "Gen,"). The
+  longest customer story is the same measure for the customer.
 - switches: changes of side between consecutive blocks (ordered by start); interactivity is
   switches per minute of call.
 - patience: mean pause between the end of a customer block and the start of the rep block that
@@ -35,7 +41,7 @@ from typing import Any
 from pipeline.errors import ChurnwatchError
 from pipeline.types import Transcript
 
-METRICS_VERSION = 1  # bump when a definition changes: stored metrics of an older version are recomputed
+METRICS_VERSION = 2  # bump when a definition changes: stored metrics of an older version are recomputed
 
 
 @dataclass(frozen=True)
@@ -48,15 +54,22 @@ class CoachOptions:
     # seconds (a backchannel) does not end a monologue; more words or a longer stretch does.
     backchannel_words: int = 2
     interruption_s: float = 1.5
+    # Replies of at least this many words are backchannels only when made of acknowledgement
+    # words ("got it", "yeah, sure"; see `is_backchannel`): two words can be a clause that takes
+    # the floor ("that's brilliant"). Shorter replies are judged by word count and time alone,
+    # as ASR often mis-spells a lone short token ("Gern." -> "Gen,").
+    backchannel_lexicon_from: int = 2
     # A silence longer than this ends a monologue even when nobody else speaks.
     monologue_max_silence_s: float = 5.0
     # Customer-to-rep pauses longer than this (a hold, a dropped line) are left out of patience.
     patience_max_s: float = 5.0
 
+    _MAY_BE_ZERO = ("backchannel_words", "backchannel_lexicon_from")
+
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or value < 0 or (value == 0 and f.name != "backchannel_words"):
+            if not isinstance(value, (int, float)) or value < 0 or (value == 0 and f.name not in self._MAY_BE_ZERO):
                 raise ChurnwatchError(f"CoachOptions.{f.name} must be a positive number, got {value!r}.")
 
 
@@ -139,38 +152,84 @@ def speech_blocks(transcript: Transcript, options: CoachOptions = CoachOptions()
     return blocks
 
 
-def _word_times(transcript: Transcript, side: str) -> list[float]:
-    """Mid-times of a side's words; words of segments without word times spread evenly."""
-    times = []
+def _words(transcript: Transcript, side: str) -> list[tuple[float, str]]:
+    """(mid-time, word) of a side's words; words of segments without word times spread evenly."""
+    out = []
     for seg in transcript.segments:
         if seg.speaker != side:
             continue
         if seg.words:
-            times += [(w.start + w.end) / 2 for w in seg.words]
+            out += [((w.start + w.end) / 2, w.word) for w in seg.words]
         else:
-            n = len(seg.text.split())
-            times += [seg.start + (i + 0.5) * (seg.end - seg.start) / n for i in range(n)]
-    return times
+            tokens = seg.text.split()
+            out += [(seg.start + (i + 0.5) * (seg.end - seg.start) / len(tokens), tok) for i, tok in enumerate(tokens)]
+    return out
 
 
-def _timeline(blocks: dict, transcript: Transcript) -> list[tuple[float, float, str, int]]:
-    """Blocks of both sides ordered by start: (start, end, side, words in the block)."""
+def _timeline(blocks: dict, transcript: Transcript) -> list[tuple[float, float, str, tuple[str, ...]]]:
+    """Blocks of both sides ordered by start: (start, end, side, the words said in the block)."""
     out = []
     for side in SIDES:
-        times = _word_times(transcript, side)
-        out += [(s, e, side, sum(s <= t <= e for t in times)) for s, e in blocks[side]]
+        words = _words(transcript, side)
+        out += [(s, e, side, tuple(w for t, w in words if s <= t <= e)) for s, e in blocks[side]]
     return sorted(out)
 
 
-def longest_monologue(timeline: list[tuple[float, float, str, int]], side: str, options: CoachOptions) -> float:
-    """The longest run of `side` not broken by the other side saying more than a backchannel."""
+# Backchannels: acknowledgement tokens ("continuers") and one-word appreciations, per language.
+# A reply with anything else in it ("that's brilliant", "and the price") takes the floor.
+_BACKCHANNEL_WORDS = {
+    "en": {"yeah", "yes", "yep", "yup", "ya", "mm", "mhm", "mm-hm", "mm-hmm", "hm", "hmm", "uh-huh", "um-hum",
+           "aha", "ah", "oh", "right", "okay", "ok", "sure", "alright", "great", "perfect", "brilliant",
+           "lovely", "cool", "nice", "fine", "good", "exactly", "absolutely", "definitely", "totally",
+           "true", "wow", "indeed", "thanks", "gotcha"},
+    "de": {"ja", "jaja", "jap", "genau", "okay", "ok", "gut", "mhm", "mm", "hm", "hmm", "aha", "ach", "oh",
+           "richtig", "stimmt", "klar", "super", "prima", "schön", "toll", "perfekt", "sicher", "natürlich",
+           "verstehe", "danke", "gern", "gerne", "sehr", "wunderbar"},
+}
+_BACKCHANNEL_PHRASES = {
+    "en": {"i see", "got it", "sounds good", "all right", "thank you", "of course", "that's right"},
+    "de": {"alles klar", "ach so", "ich verstehe", "na klar"},
+}
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"[^\w'-]", "", word.lower()).strip("-'")
+
+
+def is_backchannel(words: tuple[str, ...] | list[str], language: str) -> bool:
+    """Whether these words are only acknowledgement: each is a backchannel token ("yeah", "right",
+    "great") or together they are a backchannel phrase ("I see", "got it"). Languages without a
+    list answer True (only the word count and duration rules apply there)."""
+    lang = (language or "")[:2]
+    if lang not in _BACKCHANNEL_WORDS:
+        return True
+    tokens = [t for t in (_norm(w) for w in words) if t]
+    return all(t in _BACKCHANNEL_WORDS[lang] for t in tokens) or " ".join(tokens) in _BACKCHANNEL_PHRASES[lang]
+
+
+def longest_monologue(timeline: list[tuple[float, float, str, tuple[str, ...]]], side: str, options: CoachOptions,
+                      language: str = "") -> float:
+    """The longest run of `side` not broken by the other side saying more than a backchannel.
+
+    What the other side says between two blocks of `side` is judged as one reply (its blocks
+    together: words summed, first start to last end), so a reply cut into pieces by pauses or by
+    diarization is not taken for several backchannels."""
     best, run_start, run_end = 0.0, None, None
-    for s, e, who, n_words in timeline:
+    reply: list = []  # the other side's blocks since `side` last spoke
+
+    def interrupts() -> bool:
+        words = [w for b in reply for w in b[3]]
+        return (reply[-1][1] - reply[0][0] > options.interruption_s or len(words) > options.backchannel_words
+                or (len(words) >= options.backchannel_lexicon_from and not is_backchannel(words, language)))
+
+    for block in timeline:
+        s, e, who, _ = block
         if who != side:
-            interrupts = e - s > options.interruption_s or n_words > options.backchannel_words
-            if interrupts and run_start is not None:
-                best, run_start = max(best, run_end - run_start), None
+            reply.append(block)
             continue
+        if reply and run_start is not None and interrupts():
+            best, run_start = max(best, run_end - run_start), None
+        reply = []
         if run_start is not None and s - run_end > options.monologue_max_silence_s:
             best, run_start = max(best, run_end - run_start), None
         if run_start is None:
@@ -278,30 +337,68 @@ def is_question(sent) -> bool:
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
-# German verb-first questions: a finite auxiliary or common verb, then a pronoun or article.
-_DE_VERB_FIRST = {"haben", "hat", "habe", "hatten", "hätten", "sind", "ist", "war", "waren", "kann",
-                  "können", "könnte", "könnten", "würde", "würden", "wird", "werden", "soll", "sollen",
-                  "sollte", "sollten", "darf", "dürfen", "muss", "müssen", "gibt", "gab", "wollen",
-                  "möchten", "nutzen", "brauchen", "läuft", "passt", "geht"}
-_DE_SUBJECT = {"sie", "du", "ihr", "es", "er", "wir", "man", "der", "die", "das", "den", "dem", "ihre"}
+# German finite verbs that open a yes/no question ("Haben Sie ...", "Gibt es ...", "Können wir ...")
+# or follow a wh-word in a direct question ("wie lange läuft der Vertrag"): the forms of sein,
+# haben, werden, the modal verbs, and common verbs of sales calls, in the persons a call uses
+# (Sie/wir/es/er/sie, du/ihr). A German statement puts the finite verb second ("Dann fasse ich
+# zusammen") and an indirect question puts it last ("..., wie es mit den Druckern läuft").
+_DE_FINITE = {
+    "bin", "bist", "ist", "sind", "seid", "war", "waren", "wäre", "wären",
+    "habe", "hast", "hat", "haben", "habt", "hatte", "hatten", "hätte", "hätten",
+    "wird", "werden", "werdet", "wurde", "wurden", "würde", "würden",
+    "kann", "kannst", "können", "könnt", "konnte", "konnten", "könnte", "könnten",
+    "muss", "musst", "müssen", "müsst", "musste", "müsste", "müssten",
+    "soll", "sollst", "sollen", "sollt", "sollte", "sollten", "darf", "darfst", "dürfen", "dürfte", "dürften",
+    "will", "willst", "wollen", "wollt", "wollte", "wollten", "mag", "magst", "mögen", "möchte",
+    "möchten", "möchtest", "gibt", "gab", "geht", "ging", "läuft", "lief", "passt", "nutzt", "braucht",
+    "kennt", "weiß", "seht", "plant", "macht", "kommt", "bleibt", "funktioniert", "klappt", "stimmt",
+}
+# Full verbs whose Sie-form is also the polite imperative ("Machen Sie sich keine Sorgen"): they
+# open a question with any subject but "Sie" ("Nutzen die Kollegen ...").
+_DE_FULL_VERBS = {"nutzen", "brauchen", "kennen", "wissen", "sehen", "planen", "machen", "kommen", "bleiben"}
+# What follows a verb-first question's verb: the subject (a pronoun or an article of one).
+# "ich" is left out: a rep's topic-drop statements open with verb + ich ("Kann ich machen").
+_DE_SUBJECT = {"sie", "du", "ihr", "es", "er", "wir", "man", "der", "die", "das", "den", "dem", "ihre",
+               "euer", "eure", "jemand", "denn"}
+_DE_WH_QUANT = {"viel", "viele", "lange", "oft", "genau", "schnell", "hoch", "teuer", "groß"}
+
+
+def _de_clause_asks(tokens: list[str], first_clause: bool) -> bool:
+    """A German clause (lower-case tokens, openers removed) that asks: verb first with a subject
+    after it, or (in any clause) a wh-word, optionally with a measure word ("wie viele Lizenzen"),
+    followed by a finite verb. A wh-word opening the sentence asks without the verb check."""
+    if len(tokens) >= 3 and tokens[1] in _DE_SUBJECT and (
+            tokens[0] in _DE_FINITE or tokens[0] in _DE_FULL_VERBS and tokens[1] != "sie"):
+        return True
+    if tokens[0] not in WH_WORDS["de"]:
+        return False
+    if first_clause:
+        return True
+    rest = tokens[1:]
+    if rest and rest[0] in _DE_WH_QUANT:
+        rest = rest[1:]
+    verbs = _DE_FINITE | _DE_FULL_VERBS
+    return bool(rest) and (rest[0] in verbs or len(rest) > 1 and rest[1] in verbs)
 
 
 def is_question_plain(sentence: str, language: str) -> bool:
     """The fallback without a parser: a question mark, a wh-word opening the sentence, or (German)
-    a clause opening verb-first ("Haben Sie ...", "..., sind die Kollegen zufrieden")."""
+    a clause that asks by word order (`_de_clause_asks`: "Haben Sie ...", "..., sind die Kollegen
+    zufrieden", "..., wie lange läuft der Vertrag")."""
     text = sentence.strip()
     if text.endswith("?"):
         return True
     lang = language[:2]
-    for i, clause in enumerate(re.split(r",", text.lower())):
+    for i, clause in enumerate(re.split(r"[,;:]", text.lower())):
         tokens = re.findall(r"[\w']+", clause)
         while tokens and tokens[0] in _LEAD_WORDS:
             tokens = tokens[1:]
         if not tokens:
             continue
-        if i == 0 and tokens[0] in WH_WORDS.get(lang, set()):
-            return True
-        if lang == "de" and len(tokens) >= 3 and tokens[0] in _DE_VERB_FIRST and tokens[1] in _DE_SUBJECT:
+        if lang == "de":
+            if _de_clause_asks(tokens, first_clause=(i == 0)):
+                return True
+        elif i == 0 and tokens[0] in WH_WORDS.get(lang, set()):
             return True
     return False
 
@@ -419,8 +516,8 @@ def call_metrics(transcript: Transcript, nlp=None, options: CoachOptions = Coach
         talk_time_rep_s=round(talk["rep"], 3),
         talk_time_customer_s=round(talk["customer"], 3),
         talk_ratio_rep=round(talk["rep"] / total, 4) if total > 0 else None,
-        longest_monologue_s=round(longest_monologue(timeline, "rep", options), 3),
-        longest_customer_story_s=round(longest_monologue(timeline, "customer", options), 3),
+        longest_monologue_s=round(longest_monologue(timeline, "rep", options, transcript.language), 3),
+        longest_customer_story_s=round(longest_monologue(timeline, "customer", options, transcript.language), 3),
         questions_rep=questions["rep"],
         questions_customer=questions["customer"],
         questions_rep_per_hour=round(questions["rep"] / (duration / 3600), 2) if duration > 0 else 0.0,

@@ -13,6 +13,7 @@ from pipeline.coach import (
     CallMetrics,
     CoachOptions,
     call_metrics,
+    is_backchannel,
     is_question,
     is_question_plain,
     load_call_metrics,
@@ -74,9 +75,49 @@ def test_more_than_a_backchannel_ends_the_monologue():
     assert call_metrics(transcript(words)).longest_monologue_s == pytest.approx(10.0)
     longer = [*CALL[:1], seg("customer", 10.5, 12.5, "Sounds good."), *CALL[2:]]  # 2 s > interruption_s
     assert call_metrics(transcript(longer)).longest_monologue_s == pytest.approx(10.0)
-    lenient = CoachOptions(interruption_s=2.5, backchannel_words=3)
+    lenient = CoachOptions(interruption_s=2.5, backchannel_words=3, backchannel_lexicon_from=4)
     assert call_metrics(transcript(words), options=lenient).longest_monologue_s == pytest.approx(20.0)
     assert call_metrics(transcript(longer), options=lenient).longest_monologue_s == pytest.approx(20.0)
+
+
+def _monologue(reply_segments, language="en"):
+    call = [seg("rep", 0.0, 10.0), *reply_segments, seg("rep", 12.0, 20.0), seg("customer", 21.0, 31.0)]
+    return call_metrics(transcript(call, language=language)).longest_monologue_s
+
+
+def test_two_word_replies_must_be_acknowledgements():
+    # "that's brilliant" (ASR dropped the "Oh") is a clause: it ends the monologue
+    assert _monologue([seg("customer", 10.5, 11.5, "that's brilliant.")]) == pytest.approx(10.0)
+    assert _monologue([seg("customer", 10.5, 11.5, "And price?")]) == pytest.approx(10.0)
+    for ack in ("Got it.", "Yeah, sure.", "Mm-hm, right.", "Sounds good."):
+        assert _monologue([seg("customer", 10.5, 11.5, ack)]) == pytest.approx(20.0), ack
+    # one word is judged by count and time only (ASR mis-spells lone short tokens: "Gern" -> "Gen")
+    assert _monologue([seg("customer", 10.5, 11.0, "Gen,")], language="de") == pytest.approx(20.0)
+    assert _monologue([seg("customer", 10.5, 11.5, "Alles klar.")], language="de") == pytest.approx(20.0)
+    assert _monologue([seg("customer", 10.5, 11.5, "Wie teuer?")], language="de") == pytest.approx(10.0)
+    # no list for the language: word count and time only
+    assert _monologue([seg("customer", 10.5, 11.5, "foarte bine")], language="ro") == pytest.approx(20.0)
+    off = CoachOptions(backchannel_lexicon_from=3)
+    call = [seg("rep", 0.0, 10.0), seg("customer", 10.5, 11.5, "that's brilliant."), seg("rep", 12.0, 20.0)]
+    assert call_metrics(transcript(call), options=off).longest_monologue_s == pytest.approx(20.0)
+
+
+def test_a_reply_cut_into_pieces_is_judged_as_one():
+    # diarization and pauses cut "launch. Brilliant. Thanks, Jess." into three short blocks
+    pieces = [seg("customer", 10.2, 10.8, "launch."), seg("customer", 11.4, 11.7, "Brilliant."),
+              seg("customer", 12.4, 13.3, "Thanks, Jess.")]
+    call = [seg("rep", 0.0, 10.0), *pieces, seg("rep", 14.0, 20.0), seg("customer", 21.0, 31.0)]
+    assert call_metrics(transcript(call)).longest_monologue_s == pytest.approx(10.0)
+    # each piece alone would have been a backchannel
+    for piece in pieces:
+        assert _monologue([piece]) == pytest.approx(20.0), piece.text
+
+
+def test_is_backchannel():
+    assert is_backchannel(["Yeah,", "right."], "en") and is_backchannel(["I", "see."], "en")
+    assert not is_backchannel(["that's", "brilliant."], "en") and not is_backchannel(["I", "disagree."], "en")
+    assert is_backchannel(["Genau."], "de-DE") and not is_backchannel(["Das", "stimmt", "nicht."], "de")
+    assert is_backchannel(["anything"], "ro")  # no list: True, the other rules decide
 
 
 def test_same_speaker_gaps_merge_only_when_the_other_side_is_quiet():
@@ -176,6 +217,31 @@ def test_other_languages_fall_back_to_punctuation_and_wh_words(nlp):
                    language="de")
     m = call_metrics(t, nlp)
     assert m.questions_rep == 2 and m.question_method == "punctuation"
+
+
+@pytest.mark.parametrize("text", [
+    "Haben Sie ein paar Minuten.",
+    "Gut, können wir morgen sprechen",
+    "Und die neuen Geräte in der Konstruktion, sind die Kollegen dort zufrieden.",
+    "Gibt es bei Ihnen sonst Veränderungen, die ich kennen sollte",
+    "Das verstehe ich, wie lange läuft der Vertrag noch",
+    "Schön, und wie viele Lizenzen nutzen Sie inzwischen",
+    "Nutzen die Kollegen inzwischen auch das sichere Drucken",
+])
+def test_german_questions_by_word_order(text):
+    assert is_question_plain(text, "de")
+
+
+@pytest.mark.parametrize("text", [
+    "Ich wollte mich melden, wie es mit den Druckern an Ihren Standorten läuft.",  # indirect: verb last
+    "Dann fasse ich zusammen.",  # verb second
+    "Kann ich machen.",  # topic drop, not a question
+    "Das ist eine große Veränderung, wenn ich helfen kann, sagen Sie Bescheid.",
+    "Sonst sind wir zufrieden.",
+    "Machen Sie sich keine Sorgen.",  # polite imperative: verb first, then Sie
+])
+def test_german_statements(text):
+    assert not is_question_plain(text, "de")
 
 
 def test_fillers(nlp):
