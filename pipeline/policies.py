@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import RuleError
+from pipeline.rules import read_yaml
 
 __all__ = ["PRIORITIES", "REASONS", "Policies", "Policy", "load_policies"]
 
@@ -188,19 +189,7 @@ def load_policies(path: Path, env: Mapping[str, str] | None = None) -> Policies:
     """Read and validate rules/reminders.yaml; `env` (default os.environ) overrides targets."""
     path = Path(path)
     env = os.environ if env is None else env
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RuleError(path, f"cannot read the reminder policies ({e}). "
-                        "Create it from the default rules/reminders.yaml.") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise RuleError(path, f"not valid YAML: {problem}. Check indentation and quotes.",
-                        mark.line + 1 if mark else None) from None
+    data, node = read_yaml(path, " Create it from the default rules/reminders.yaml.")
     if not isinstance(data, dict) or node is None:
         raise RuleError(path, "expected a mapping with cues:, risk_threshold:, silence:, "
                         "customer_request:, follow_up: and delivery: at the top.", 1)

@@ -178,16 +178,14 @@ _FIELDS = {
 }
 
 
-def load_rule_file(path: Path) -> list[KeywordRule | EmbeddingRule]:
-    """Read and validate one YAML rule file; raises RuleError naming file, line and value."""
-    path = Path(path)
+def read_yaml(path: Path, unreadable_hint: str = "") -> tuple[Any, Any]:
+    """A YAML file's data and its node tree (for line numbers); RuleError on unreadable YAML."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise RuleError(path, f"cannot read the file ({e}).") from None
+        raise RuleError(path, f"cannot read the file ({e}).{unreadable_hint}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
@@ -195,6 +193,12 @@ def load_rule_file(path: Path) -> list[KeywordRule | EmbeddingRule]:
                         mark.line + 1 if mark else None) from None
     except RecursionError:
         raise RuleError(path, "not valid YAML: nested too deeply.") from None
+
+
+def load_rule_file(path: Path) -> list[KeywordRule | EmbeddingRule]:
+    """Read and validate one YAML rule file; raises RuleError naming file, line and value."""
+    path = Path(path)
+    data, node = read_yaml(path)
     if not isinstance(data, dict) or node is None:
         raise RuleError(path, "expected a mapping with a `rules:` list at the top, e.g. "
                         "`rules:\\n  - name: ...`.", 1)
