@@ -1,6 +1,5 @@
 """The command line: every command explains itself, and user errors are one clean line."""
 
-import typer
 from typer.main import get_command
 from typer.testing import CliRunner
 
