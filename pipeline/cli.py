@@ -1167,13 +1167,11 @@ def _print_demo(report) -> None:
         table.add_row(res.account_id, f"{res.score:.0f}", "⚠" if res.flagged else "", reasons)
     console.print(table)
     console.rule("[bold]Open reminders")
-    rt = Table()
-    for col in ("due", "account", "rep", "why", "what to do"):
-        rt.add_column(col)
     for rem in report.reminders:
-        rt.add_row(str(rem.get("due", ""))[:10], rem.get("account") or rem.get("account_id", ""),
-                   rem.get("rep") or "", rem.get("title") or rem.get("reason", ""), rem.get("message", ""))
-    console.print(rt)
+        who = f" ({rem['rep']})" if rem.get("rep") else ""
+        console.print(f"[bold]{str(rem.get('due', ''))[:10]}[/bold]  {rem.get('account') or rem['account_id']}{who}"
+                      f" · {rem.get('title') or rem['reason']}", highlight=False)
+        console.print(f"            {rem.get('message', '')}", highlight=False)
 # --- END demo ---
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def run_demo(settings, samples: Path = SAMPLES, as_of: date | None = None, top: 
         ).all()
         reps = {r.id: r.name for r in session.scalars(select(store.Rep))}
         report.reminders = [
-            {**remind.reminder_to_dict(r), "rep": reps.get(r.rep_id)} for r in rows
+            {**remind.reminder_to_dict(r, policies), "rep": reps.get(r.rep_id)} for r in rows
         ]
     engine.dispose()
     return report

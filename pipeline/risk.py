@@ -59,11 +59,14 @@ class Factor:
     cap: float | None = None  # the raw value is capped here first (a cap on one factor's say)
     missing: float = 0.0  # raw value used where the feature is undefined (e.g. cadence with one order)
     label: str = ""  # plain words for explanations
+    floor: float | None = None  # raw values below this count as this (no credit for "very recent")
 
     def x(self, value: float | None) -> float:
         v = self.missing if value is None or (isinstance(value, float) and math.isnan(value)) else value
         if self.cap is not None:
             v = min(v, self.cap)
+        if self.floor is not None:
+            v = max(v, self.floor)
         return (transform(self.transform, v) - self.center) / self.scale
 
 
@@ -121,13 +124,14 @@ def _factor(d: dict, where: str, path) -> Factor:
         normal = d.get("normal")
         center = transform(t, float(normal)) if normal is not None else float(d.get("center", 0.0))
         cap = None if d.get("cap") is None else float(d["cap"])
+        floor = None if d.get("floor") is None else float(d["floor"])
         missing = float(d.get("missing", normal if normal is not None else 0.0))
     except (TypeError, ValueError):
-        raise RuleError(path, f"{where}: points, per, normal, cap and missing must be numbers "
+        raise RuleError(path, f"{where}: points, per, normal, cap, floor and missing must be numbers "
                               "(points is required).") from None
     if per <= 0:
         raise RuleError(path, f"{where}: per must be above 0, got {per}.")
-    return Factor(d["feature"], points, t, center, per, cap, missing, str(d.get("label", "")))
+    return Factor(d["feature"], points, t, center, per, cap, missing, str(d.get("label", "")), floor)
 
 
 def _feature_options(data: dict | None, path) -> FeatureOptions:

@@ -207,3 +207,15 @@ def test_cli_import_score_explain(tmp_path, db_url):
     assert sum(d["contributions"].values()) == pytest.approx(d["log_odds"])
     out = runner.invoke(app, ["risk", "explain", "NOPE", "--db", db])
     assert out.exit_code == 1
+
+
+def test_floor_gives_no_credit_below_it():
+    from pipeline.risk import _factor
+
+    f = _factor({"feature": "days_since_last_order", "transform": "log2p", "normal": 30, "points": 0.6,
+                 "floor": 30}, "factors[0]", "risk.yaml")
+    assert f.x(1) == f.x(30) == 0.0  # ordered yesterday: no credit
+    assert f.x(61) == pytest.approx(1.0)  # one doubling past normal: +1 unit, still counted
+    no_floor = _factor({"feature": "days_since_last_order", "transform": "log2p", "normal": 30,
+                        "points": 0.6}, "factors[0]", "risk.yaml")
+    assert no_floor.x(1) < 0
