@@ -22,9 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.store import Call, Contact, CrmEvent, Cue, Feature
-
-CUE_LABELS = ("pricing_request", "invoice_dispute", "competitor_mention", "cancellation_intent",
-              "org_change", "payment_delay", "usage_decline", "support_frustration")
+from pipeline.types import CUE_LABELS
 ORDER_FEATURES = ("days_since_last_order", "orders_365", "order_value_365", "order_value_trend",
                   "order_cadence", "tenure_days", "credit_notes_180")
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import RuleError
 from pipeline.rules import read_yaml
+from pipeline.types import CUE_LABELS
 
 __all__ = ["PRIORITIES", "REASONS", "Policies", "Policy", "load_policies"]
 
@@ -112,8 +113,6 @@ class Policies(_Strict):
     @field_validator("cues")
     @classmethod
     def _labels(cls, value: dict[str, Policy]) -> dict[str, Policy]:
-        from pipeline.rules import CUE_LABELS
-
         for label in value:
             if label not in CUE_LABELS:
                 raise ValueError(f"unknown cue label {label!r}; valid labels: {', '.join(CUE_LABELS)}")

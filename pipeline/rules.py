@@ -18,21 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import RuleError
+from pipeline.types import CUE_LABELS
 
-CUE_LABELS = (
-    "pricing_request",
-    "invoice_dispute",
-    "competitor_mention",
-    "cancellation_intent",
-    "org_change",
-    "payment_delay",
-    "usage_decline",
-    "support_frustration",
-)
-Label = Literal[
-    "pricing_request", "invoice_dispute", "competitor_mention", "cancellation_intent",
-    "org_change", "payment_delay", "usage_decline", "support_frustration",
-]
+Label = Literal[CUE_LABELS]  # one of pipeline.types.CUE_LABELS
 Lang = Literal["en", "de", "ro", "ko"]
 
 

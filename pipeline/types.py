@@ -10,6 +10,18 @@ from typing import Any
 
 SPEAKERS = ("rep", "customer")
 
+# The eight churn cues: the labels rules produce, features count and reminders react to.
+CUE_LABELS = (
+    "pricing_request",
+    "invoice_dispute",
+    "competitor_mention",
+    "cancellation_intent",
+    "org_change",
+    "payment_delay",
+    "usage_decline",
+    "support_frustration",
+)
+
 
 @dataclass
 class Word:

@@ -1,6 +1,6 @@
 """The cast of the sample world: four reps, the four accounts that have calls, and the calls.
 
-Only customer turns carry cue labels (the eight labels of /work/shared/data/README.md's guide);
+Only customer turns carry cue labels (the eight labels of pipeline.types.CUE_LABELS);
 `hard_negatives` lists turns that look like a cue but are not one; `requests` lists what the
 customer asked the rep to do later (the reminder stage's input).
 """

@@ -20,19 +20,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import pipeline.types
+
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 AS_OF = date(2026, 11, 15)
 WINDOW_START = date(2024, 11, 1)
-CUE_LABELS = {
-    "pricing_request",
-    "invoice_dispute",
-    "competitor_mention",
-    "cancellation_intent",
-    "org_change",
-    "payment_delay",
-    "usage_decline",
-    "support_frustration",
-}
+CUE_LABELS = set(pipeline.types.CUE_LABELS)
 CRM_HEADERS = {
     "accounts": ["account_id", "name", "segment", "rep", "created", "status", "lost_on"],
     "orders": ["account_id", "date", "amount", "invoice_id", "due_date", "paid_date"],
