@@ -40,6 +40,8 @@ class Toolkit:
     nlp: dict  # language → spaCy pipeline
     embedder: Any | None  # SentenceTransformer, or None to skip embedding rules
     redact_options: Any  # pipeline.redact.RedactOptions
+    risk_model: Any  # pipeline.risk.RiskModel
+    policies: Any  # pipeline.policies.Policies (rules/reminders.yaml)
     settings: Any  # pipeline.settings.Settings
 
 
@@ -79,7 +81,7 @@ class IngestResult:
 
 def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
     """Load the models and the rule pack once (the slow part of start-up)."""
-    from pipeline import detect, nlp as nlp_mod, redact, rules, transcribe
+    from pipeline import detect, nlp as nlp_mod, redact, remind, risk, rules, transcribe
 
     options = transcribe.TranscribeOptions.from_settings(settings)
     asr = transcribe.load_asr(options, settings.models_dir)
@@ -95,6 +97,8 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
         nlp=nlp,
         embedder=embedder,
         redact_options=redact.RedactOptions(),
+        risk_model=risk.load_risk_model(settings.rules_dir, settings.models_dir),
+        policies=remind.load_policies(settings.rules_dir / "reminders.yaml"),
         settings=settings,
     )
 
@@ -160,7 +164,6 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
         result.status, result.call_id = "duplicate", existing.id
         return result
 
-    settings = kit.settings
     transcript = analysis.transcript
     account = store.get_or_create_account(session, options.account_id)
     rep = store.get_or_create_rep(session, options.rep)
@@ -168,7 +171,7 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
         account.rep_id = rep.id
     call_dt = _call_datetime(options.call_date)
 
-    risk_model = risk.load_risk_model(settings.rules_dir, settings.models_dir)
+    risk_model = kit.risk_model
     risk_before = risk.score_account(session, account.id, call_dt.date(), risk_model)
 
     call = store.Call(
@@ -225,7 +228,7 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
 
     risk_after = risk.score_account(session, account.id, call_dt.date(), risk_model)
     risk.save_score(session, risk_after)
-    policies = remind.load_policies(settings.rules_dir / "reminders.yaml")
+    policies = kit.policies
     reminders = remind.plan_after_call(
         session,
         account_id=account.id,
