@@ -51,6 +51,19 @@ def _print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _open_store(db: str | None, create: bool = False):
+    """Settings and an engine on the store; create (or migrate) it, or insist it exists."""
+    from pipeline import store
+
+    settings = _settings(db)
+    try:
+        engine = store.make_engine(settings.db_url)
+        store.init_db(engine) if create else store.ensure_db(engine)
+    except ChurnwatchError as e:
+        _fail(e)
+    return settings, engine
+
+
 def _parse_date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
@@ -388,7 +401,7 @@ def rules_backtest(
     from pipeline.detect import backtest
 
     pack = _load_pack(rules)
-    settings, engine = _open_store(db)
+    settings, engine = _open_store(db, create=True)
     try:
         with store.session_scope(engine) as session:
             langs = {lang or "en" for (lang,) in session.execute(select(store.Call.language))}
@@ -461,18 +474,6 @@ DateOrderOption = Annotated[
 ]
 
 
-def _open_store(db: str | None):
-    from pipeline import store
-
-    settings = _settings(db)
-    try:
-        engine = store.make_engine(settings.db_url)
-        store.init_db(engine)
-    except ChurnwatchError as e:
-        _fail(e)
-    return settings, engine
-
-
 @crm_app.command("import")
 def crm_import(
     file: Annotated[Path, typer.Argument(help="The CSV export to import.")],
@@ -486,7 +487,7 @@ def crm_import(
     """Import a CRM export; re-importing the same file changes nothing, bad rows are reported by line."""
     from pipeline import crm, store
 
-    settings, engine = _open_store(db)
+    settings, engine = _open_store(db, create=True)
     try:
         with store.session_scope(engine) as session:
             report = crm.import_csv(session, file, kind, crm.parse_map(column_map), preset, date_order)
@@ -531,7 +532,7 @@ def risk_score(
     """Score every open account, store the scores, and print them riskiest first."""
     from pipeline import risk, store
 
-    settings, engine = _open_store(db)
+    settings, engine = _open_store(db, create=True)
     model = _risk_model(settings)
     day = _parse_date(as_of, "--as-of") or date.today()
     try:
@@ -579,7 +580,7 @@ def risk_explain(
     """Show each factor's contribution to an account's score and the evidence behind it."""
     from pipeline import risk, store
 
-    settings, engine = _open_store(db)
+    settings, engine = _open_store(db, create=True)
     model = _risk_model(settings)
     day = _parse_date(as_of, "--as-of") or date.today()
     try:
@@ -638,7 +639,7 @@ def risk_fit(
             days = days or riskfit.rolling_cutoffs(frame["date"].max().date(), frame["date"].min().date(), options)
             model = riskfit.fit_orders(frame, days, options, source=orders.name)
         else:
-            settings, engine = _open_store(db)
+            settings, engine = _open_store(db, create=True)
             options = riskfit.RiskFitOptions(horizon_days=horizon_days, features=FEATURE_NAMES)
             with store.session_scope(engine) as session:
                 days = days or riskfit.default_cutoffs(session, options)
@@ -708,7 +709,7 @@ def risk_churn_rate(
     from pipeline import store
     from pipeline.churnrate import churn_rates
 
-    settings, engine = _open_store(db)
+    settings, engine = _open_store(db, create=True)
     try:
         with store.session_scope(engine) as session:
             rows = churn_rates(session, period, by)
@@ -733,13 +734,10 @@ app.add_typer(reminders_app, name="reminders")
 
 def _reminders_ctx(db: str | None):
     """Settings, an engine on an initialised store, and the reminder policies."""
-    from pipeline import store
     from pipeline.policies import load_policies
 
-    settings = _settings(db)
+    settings, engine = _open_store(db)
     try:
-        engine = store.make_engine(settings.db_url)
-        store.ensure_db(engine)
         policies = load_policies(settings.rules_dir / "reminders.yaml")
     except ChurnwatchError as e:
         _fail(e)
@@ -947,15 +945,7 @@ PlotOption = Annotated[Optional[Path], typer.Option("--plot", help="Also write P
 
 
 def _coach_store(db: str | None):
-    from pipeline import store
-
-    settings = _settings(db)
-    try:
-        engine = store.make_engine(settings.db_url)
-        store.ensure_db(engine)
-    except ChurnwatchError as e:
-        _fail(e)
-    return engine
+    return _open_store(db)[1]
 
 
 def _coach_nlp():
@@ -1095,10 +1085,8 @@ def purge(
     """Delete old calls' transcripts, cues and recording references; keep call metrics, features and risk scores."""
     from pipeline import retention, store
 
-    settings = _settings(db)
+    _, engine = _open_store(db)
     try:
-        engine = store.make_engine(settings.db_url)
-        store.ensure_db(engine)
         with store.session_scope(engine) as session:
             report = retention.purge(session, older_than, dry_run=dry_run)
     except ChurnwatchError as e:
