@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from pipeline.audio import SAMPLE_RATE
 from pipeline.types import Segment, Word
 
-SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,7 @@ from pathlib import Path
 
 from pipeline import whisper_ct2
 from pipeline.errors import ChurnwatchError, ModelMissing
-from pipeline.settings import PROJECT_ROOT
-
-ENGINES = ("faster-whisper", "openai-whisper")
+from pipeline.settings import ENGINES, PROJECT_ROOT
 # Progress callback: (what is happening, units done, units total); the CLI draws it with Rich.
 Progress = Callable[[str, int, int], None]
 _CHUNK = 1 << 20

@@ -32,12 +32,11 @@ from pipeline import audio as audio_mod
 from pipeline import diarize as diarize_mod
 from pipeline.errors import AudioError, ChurnwatchError, ModelMissing
 from pipeline.guards import collapse_repetition, is_looping
+from pipeline.settings import CHANNELS, ENGINES
 from pipeline.types import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("faster-whisper", "openai-whisper")
-CHANNELS = ("left", "right")
 
 
 @dataclass(frozen=True)
