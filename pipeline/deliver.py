@@ -151,13 +151,16 @@ def deliver_pending(session: Session, now: datetime, webhook_client: httpx.Clien
     """Send every pending message that is due; failures wait 1, 2, 4 ... backoffs and stay queued.
 
     `commit=True` commits after each message so a sent one is never sent again after a crash.
+    Messages are claimed one at a time (`_claim_next`), so two `reminders deliver` runs at once
+    (cron overlapping a manual run) never send the same message twice.
     """
     report = DeliveryReport()
-    due = session.scalars(
-        select(Outbox).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
-        .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
-    ).all()
-    for msg in due:
+    seen: list[int] = []
+    while len(seen) < limit:
+        msg = _claim_next(session, now, seen)
+        if msg is None:
+            break
+        seen.append(msg.id)
         msg.attempts = (msg.attempts or 0) + 1
         try:
             if msg.channel == "webhook":
@@ -187,6 +190,22 @@ def deliver_pending(session: Session, now: datetime, webhook_client: httpx.Clien
         else:
             session.flush()
     return report
+
+
+def _claim_next(session: Session, now: datetime, skip: list[int]) -> Outbox | None:
+    """The next due pending message, locked for this transaction.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so a concurrent run takes the next message instead of
+    this one and sees it `sent` once this transaction commits. SQLite: the store opens every
+    transaction with BEGIN IMMEDIATE, so writers take turns and each re-reads the status here.
+    `skip` holds the ids this run has handled already (a zero backoff would make a failed
+    message due again at once)."""
+    query = (select(Outbox).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
+             .order_by(Outbox.next_attempt_at, Outbox.id).limit(1)
+             .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+    if skip:
+        query = query.where(Outbox.id.not_in(skip))
+    return session.scalars(query).first()
 
 
 def retry_failed(session: Session, now: datetime) -> int:

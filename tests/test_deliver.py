@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,14 +45,15 @@ def engine(engine):
 class Receiver:
     """A Slack-like webhook on 127.0.0.1: answers 500 to the first `fail_first` requests."""
 
-    def __init__(self, fail_first: int = 1):
+    def __init__(self, fail_first: int = 1, delay_s: float = 0.0):
         self.bodies: list[dict] = []
-        self.fail_first, self.requests = fail_first, 0
+        self.fail_first, self.requests, self.delay_s = fail_first, 0, delay_s
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(outer.delay_s)  # a slow Slack: lets two delivery runs overlap
                 outer.requests += 1
                 if outer.requests <= outer.fail_first:
                     self.send_response(500)
@@ -136,6 +138,35 @@ def test_webhook_gives_up_after_max_attempts_but_keeps_the_message(engine):
             assert deliver.deliver_pending(s, when + timedelta(days=1), client, None).sent == []
             assert deliver.retry_failed(s, when) == 1 and msg.status == "pending"
     assert rx.requests == 4
+
+
+def test_two_delivery_runs_at_once_send_each_message_once(engine):
+    """Cron and a manual `reminders deliver` overlapping: every message goes out exactly once."""
+    with Receiver(fail_first=0, delay_s=0.05) as rx:
+        with session_scope(engine) as s:
+            for i in range(12):
+                s.add(Outbox(channel="webhook", target=rx.url, payload={"text": f"message {i}"},
+                             next_attempt_at=NOW - timedelta(minutes=1)))
+        reports, errors = [], []
+
+        def run():
+            try:
+                with session_scope(engine) as s, httpx.Client(timeout=5) as client:
+                    reports.append(deliver.deliver_pending(s, NOW, client, None))
+            except Exception as e:  # surfaced below: a thread's exception would otherwise vanish
+                errors.append(e)
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert errors == []
+    sent = sorted(i for r in reports for i in r.sent)
+    assert len(sent) == 12 and len(set(sent)) == 12
+    assert sorted(b["text"] for b in rx.bodies) == sorted(f"message {i}" for i in range(12))
+    with session_scope(engine) as s:
+        assert set(s.scalars(select(Outbox.status))) == {"sent"}
 
 
 def test_reminder_and_its_messages_commit_together(engine):
