@@ -17,12 +17,14 @@ from pipeline.diarize import (
     diarize,
     load_encoder,
     speaker_at,
+    speech_pieces,
     split_segments,
 )
 from pipeline.types import Segment, Word
 
 DATA = Path(__file__).parent / "data"
 TRUTH = json.loads((DATA / "two_voices.truth.json").read_text())
+QUICK = json.loads((DATA / "quick_turns.truth.json").read_text())
 
 
 def _windows(labels: list[int], seed: int = 0) -> Windows:
@@ -67,3 +69,48 @@ def test_real_encoder_splits_the_mono_clip():
     for truth in TRUTH["turns"]:
         mid = (truth["start"] + truth["end"]) / 2
         assert speaker_at(turns, mid).speaker == truth["speaker"], truth["text"]
+
+
+def test_speech_is_cut_at_pauses_not_at_stop_consonants():
+    sr = audio.SAMPLE_RATE
+    rng = np.random.default_rng(0)
+
+    def voiced(seconds):
+        return 0.3 * np.sin(2 * np.pi * 180 * np.arange(int(seconds * sr)) / sr) + 0.01 * rng.normal(size=int(seconds * sr))
+
+    def quiet(seconds):
+        return 0.001 * rng.normal(size=int(seconds * sr))
+
+    # 1 s voiced, 0.05 s closure, 1 s voiced, 0.25 s pause, 1 s voiced
+    x = np.concatenate([voiced(1), quiet(0.05), voiced(1), quiet(0.25), voiced(1)]).astype(np.float32)
+    pieces = speech_pieces(x, [(0.0, x.size / sr)])
+    assert len(pieces) == 2
+    assert pieces[0][0] == pytest.approx(0.0, abs=0.03) and pieces[0][1] == pytest.approx(2.05, abs=0.04)
+    assert pieces[1][0] == pytest.approx(2.30, abs=0.04) and pieces[1][1] == pytest.approx(3.30, abs=0.03)
+    # a longer minimum pause keeps the 0.25 s pause inside one piece
+    assert len(speech_pieces(x, [(0.0, x.size / sr)], DiarizeOptions(min_pause_s=0.3))) == 1
+
+
+def test_pieces_win_over_windows_and_are_used_when_present():
+    """Pieces between pauses decide the speaker; each piece takes the nearer voice."""
+    labels = [0] * 6 + [1] * 6
+    windows = _windows(labels)
+    centers = np.stack([windows.embeddings[:6].mean(0), windows.embeddings[6:].mean(0)])
+    # three pieces: voice 0, a short reply in voice 1 where the windows heard only voice 0, voice 0
+    windows.piece_times = np.array([(0.0, 2.0), (2.2, 2.6), (2.8, 4.0)])
+    windows.piece_embeddings = centers[[0, 1, 0]].astype(np.float32)
+    turns = cluster_turns(windows)
+    assert [(t.start, t.end, t.speaker) for t in turns[:3]] == [
+        (0.0, 2.0, "rep"), (2.2, 2.6, "customer"), (2.8, 4.0, "rep")]
+
+
+def test_real_encoder_finds_quick_turns_and_one_word_replies():
+    """Turns 0.15-0.3 s apart and one-word replies ("Right.", "Okay."): the speaker is right
+    0.1 s after each turn starts, in its middle and 0.1 s before it ends."""
+    encoder = load_encoder("cpu")
+    x = audio.decode(DATA / "quick_turns.mono.mp3")[0]
+    turns = diarize(x, audio.speech_regions(x), encoder)
+    wrong = [(truth["text"], round(t, 2)) for truth in QUICK["turns"]
+             for t in (truth["start"] + 0.1, (truth["start"] + truth["end"]) / 2, truth["end"] - 0.1)
+             if speaker_at(turns, t).speaker != truth["speaker"]]
+    assert wrong == []

@@ -7,6 +7,8 @@ Writes (a few hundred KB in all; the outputs are committed, so tests do not need
   RIGHT, the other channel silent while one speaks, as call recorders store dual-channel calls.
 - two_voices.mono.mp3: the downmix of the same call.
 - two_voices.truth.json: each turn's speaker, channel, text, start and end seconds.
+- quick_turns.mono.mp3 (+ .truth.json): the same voices trading turns after short gaps
+  (0.15-0.3 s, as in brisk calls) with one-word replies, for the diarization's turn edges.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ TURNS = [
     ("customer", "Fine, but we are also talking to another vendor."),
 ]
 GAP_S = 0.6  # silence between turns
+# (speaker, text, silence after the turn in seconds)
+QUICK_TURNS = [
+    ("rep", "So the contract covers eleven instruments across both of your sites.", 0.2),
+    ("customer", "Right.", 0.25),
+    ("rep", "And the new plate readers are covered for the first three years.", 0.15),
+    ("customer", "Yes, they came with a warranty, but we may need more support later.", 0.3),
+    ("rep", "Okay.", 0.2),
+    ("customer", "Our procurement team has asked another vendor for a quote as well.", 0.18),
+    ("rep", "I appreciate you telling me. When do they need the numbers?", 0.22),
+    ("customer", "End of March.", 0.2),
+]
 LEAD_S = 0.5  # silence before the first turn
 
 
@@ -42,6 +55,21 @@ def say(text: str, voice: str, tmp: Path) -> np.ndarray:
         check=True, capture_output=True,
     ).stdout
     return np.frombuffer(raw, dtype=np.float32)
+
+
+def quick_turns(tmp: Path) -> None:
+    parts, turns, t = [np.zeros(int(LEAD_S * SR), np.float32)], [], LEAD_S
+    for speaker, text, gap in QUICK_TURNS:
+        audio = 0.8 * say(text, VOICES[speaker], tmp)
+        parts += [audio, np.zeros(int(gap * SR), np.float32)]
+        turns.append({"speaker": speaker, "text": text, "start": round(t, 3), "end": round(t + audio.size / SR, 3)})
+        t += audio.size / SR + gap
+    wav = tmp / "quick.wav"
+    sf.write(wav, np.concatenate(parts), SR, subtype="PCM_16")
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(wav), "-b:a", "32k",
+                    str(HERE / "quick_turns.mono.mp3")], check=True)
+    truth = {"voices": VOICES, "duration_s": round(t, 3), "turns": turns}
+    (HERE / "quick_turns.truth.json").write_text(json.dumps(truth, indent=2) + "\n")
 
 
 def main() -> None:
@@ -70,6 +98,7 @@ def main() -> None:
                         "-q:a", "1", str(HERE / "two_voices.stereo.ogg")], check=True)
         subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(wav), "-ac", "1", "-b:a", "32k",
                         str(HERE / "two_voices.mono.mp3")], check=True)
+        quick_turns(tmp)
     truth = {"voices": VOICES, "channels": {"left": "rep", "right": "customer"},
              "duration_s": round(stereo.shape[0] / SR, 3), "turns": turns}
     (HERE / "two_voices.truth.json").write_text(json.dumps(truth, indent=2) + "\n")
