@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from datetime import UTC, date, datetime
 
+import dbreset
 import pytest
 
 from pipeline.coach import (
@@ -280,17 +281,18 @@ def test_welch_interval_and_describe():
 # --- the store -------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """An empty database at head per test, on each backend (tests/dbreset.py)."""
+    return dbreset.fresh_url(request, tmp_path)
+
+
 @pytest.fixture
-def session(tmp_path):
+def session(engine):
     from sqlalchemy.orm import Session
 
-    from pipeline.store import init_db, make_engine
-
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    init_db(engine)
     with Session(engine) as s:
         yield s
-    engine.dispose()
 
 
 def add_call(session, n, rep, account, status, rep_share, text_rep="Let me show you the plan.",
@@ -384,16 +386,13 @@ def test_charts_are_written(session, tmp_path):
 # --- the command line ------------------------------------------------------------------------
 
 
-def test_cli_report_json_and_mine(tmp_path, nlp):
+def test_cli_report_json_and_mine(tmp_path, nlp, db_url, engine):
     from sqlalchemy.orm import Session
     from typer.testing import CliRunner
 
     from pipeline.cli import app
-    from pipeline.store import init_db, make_engine
 
-    url = f"sqlite:///{tmp_path}/cli.db"
-    engine = make_engine(url)
-    init_db(engine)
+    url = db_url
     with Session(engine) as s:
         add_call(s, 1, "Nina", "A1", "active", 0.5, text_rep="Hi. Could you tell me how many seats you use.")
         add_call(s, 2, "Omar", "L1", "lost", 0.7)
