@@ -205,6 +205,9 @@ def cluster_turns(windows: Windows, options: DiarizeOptions = DiarizeOptions()) 
 
         labels = AgglomerativeClustering(n_clusters=2, metric="cosine", linkage="average").fit_predict(emb)
     labels = _smooth(labels, options.min_run)
+    # names follow the first window (from a speech region of at least min_region_s), not the
+    # first piece, which can be a click or a breath
+    first = labels[0]
     centroids = np.stack([emb[labels == k].mean(0) if (labels == k).any() else np.zeros(emb.shape[1])
                           for k in (0, 1)])
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-9)
@@ -227,7 +230,6 @@ def cluster_turns(windows: Windows, options: DiarizeOptions = DiarizeOptions()) 
             e = times[i, 1] if i == n - 1 else min(times[i, 1], (centers[i] + centers[i + 1]) / 2)
             spans.append((float(min(s, e)), float(e)))
     conf = probs[np.arange(len(labels)), labels]
-    first = labels[0]
     other = "customer" if options.first_speaker == "rep" else "rep"
     names = {first: options.first_speaker, 1 - first: other}
     turns: list[Turn] = []
