@@ -181,3 +181,19 @@ def test_merge_turns_joins_one_speakers_split_sentence_only():
     assert (out[0].start, out[0].end) == (0.0, 4.0) and len(out[0].words) == 2
     assert out[0].avg_logprob == pytest.approx((-0.2 * 2.0 - 0.4 * 1.6) / 3.6)
     assert len(merge_turns(segs[:2], max_gap=1.0, max_len=3.0)) == 2  # would pass max_len
+
+
+def test_mono_coaching_metrics_match_the_truth_on_quick_turns(asr):
+    """The coaching issue's agreement, in small: a mono call with short gaps and one-word
+    replies, transcribed and diarized, against the same metrics from its reference turns."""
+    from pipeline.coach import call_metrics
+
+    truth = json.loads((DATA / "quick_turns.truth.json").read_text())
+    ref = Transcript(language="en", duration=truth["duration_s"], engine="truth", model="", channel_layout="mono",
+                     segments=[Segment(start=u["start"], end=u["end"], text=u["text"], speaker=u["speaker"])
+                               for u in truth["turns"]])
+    got = call_metrics(transcribe(DATA / "quick_turns.mono.mp3", asr))
+    want = call_metrics(ref)
+    assert abs(got.talk_ratio_rep - want.talk_ratio_rep) <= 0.02
+    assert abs(got.longest_monologue_s - want.longest_monologue_s) <= 2.0
+    assert got.switches == want.switches == 7  # both one-word replies are heard as turns
