@@ -152,7 +152,9 @@ def deliver_pending(session: Session, now: datetime, webhook_client: httpx.Clien
 
     `commit=True` commits after each message so a sent one is never sent again after a crash.
     Messages are claimed one at a time (`_claim_next`), so two `reminders deliver` runs at once
-    (cron overlapping a manual run) never send the same message twice.
+    (cron overlapping a manual run) never send the same message twice. With `commit=False` the
+    claimed rows (PostgreSQL) or the whole database (SQLite) stay locked until the caller
+    commits, so another run waits for this one or, on SQLite, gives up after its busy timeout.
     """
     report = DeliveryReport()
     seen: list[int] = []

