@@ -6,8 +6,10 @@ How it works:
    It also cuts each region at its pauses (`speech_pieces`: quiet runs of at least
    `min_pause_s`) and embeds every piece on its own. Long recordings are embedded chunk by
    chunk; only the embeddings are kept (1 KB per window or piece).
-2. `cluster_turns` clusters the windows into two speakers (agglomerative, cosine, average
-   linkage) and smooths isolated label flips; the mean of each cluster is that speaker's voice.
+2. `cluster_turns` clusters the windows into two speakers (k-means on unit-length embeddings;
+   average-linkage clustering, used first, split real phone audio into one speaker and a few
+   outlier windows) and smooths isolated label flips; the mean of each cluster is that
+   speaker's voice. K-means holds no n x n matrix, so a 3-hour call clusters in little memory.
    Each piece then takes the voice it is closest to, and runs of pieces of one speaker become
    `Turn`s. Why pieces: a window is 1.6 s long, so a window across a turn change hears both
    voices, and windows alone moved every change by up to a second (the first words of a reply
@@ -57,16 +59,10 @@ class DiarizeOptions:
     # Pieces shorter than this (seconds: a click, half a syllable) are not embedded; their
     # words take the nearest turn. A one-word reply ("Right.") is 0.3-0.5 s.
     min_piece_s: float = 0.15
-    # At most this many windows (evenly spaced) are clustered; the rest take the nearer voice.
-    # Clustering holds an n x n distance matrix: 3,000 windows (about 40 minutes of speech) is
-    # 72 MB, where all windows of a 3-hour call would take over a gigabyte.
-    max_cluster_windows: int = 3000
 
     def __post_init__(self):
         if self.first_speaker not in ("rep", "customer"):
             raise ValueError(f"first_speaker must be 'rep' or 'customer', got {self.first_speaker!r}")
-        if self.max_cluster_windows < 2:
-            raise ValueError(f"max_cluster_windows must be at least 2, got {self.max_cluster_windows}")
 
 
 @dataclass
@@ -220,18 +216,9 @@ def cluster_turns(windows: Windows, options: DiarizeOptions = DiarizeOptions()) 
     if n == 1:
         labels = np.zeros(1, dtype=int)
     else:
-        from sklearn.cluster import AgglomerativeClustering
+        from sklearn.cluster import KMeans
 
-        clustering = AgglomerativeClustering(n_clusters=2, metric="cosine", linkage="average")
-        if n <= options.max_cluster_windows:
-            labels = clustering.fit_predict(emb)
-        else:
-            sample = np.linspace(0, n - 1, options.max_cluster_windows).round().astype(int)
-            sample_labels = clustering.fit_predict(emb[sample])
-            voices = np.stack([emb[sample][sample_labels == k].mean(0) for k in (0, 1)])
-            voices /= np.maximum(np.linalg.norm(voices, axis=1, keepdims=True), 1e-9)
-            labels = (emb @ voices.T).argmax(1)
-            labels[0] = sample_labels[0]  # the first window is in the sample: keep its cluster
+        labels = KMeans(n_clusters=2, n_init=10, random_state=0).fit_predict(emb)
     labels = _smooth(labels, options.min_run)
     # names follow the first window (from a speech region of at least min_region_s), not the
     # first piece, which can be a click or a breath

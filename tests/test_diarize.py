@@ -45,13 +45,6 @@ def test_clusters_two_voices_and_names_the_first_speaker_rep():
     assert [t.speaker for t in inbound] == ["customer", "rep", "customer"]
 
 
-def test_long_calls_cluster_a_sample_of_windows_and_give_the_rest_the_nearer_voice():
-    labels = ([0] * 20 + [1] * 15) * 4
-    full = cluster_turns(_windows(labels))
-    sampled = cluster_turns(_windows(labels), DiarizeOptions(max_cluster_windows=12))
-    assert len(full) == 8 and [(t.start, t.end, t.speaker) for t in sampled] == [(t.start, t.end, t.speaker) for t in full]
-
-
 def test_single_window_blips_are_smoothed():
     turns = cluster_turns(_windows([0] * 5 + [1] + [0] * 5 + [1] * 5))
     assert [t.speaker for t in turns] == ["rep", "customer"]
