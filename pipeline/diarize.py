@@ -15,7 +15,9 @@ How it works:
    voices, and windows alone moved every change by up to a second (the first words of a reply
    went to the previous speaker; a one-word "Right." vanished into the rep's turn). Two people
    rarely change turns without a pause, so a piece between pauses almost always holds one
-   voice. Without pieces (none cut, or windows made by hand) the window labels make the turns.
+   voice; where they do (real calls, meetings), the windows wholly inside a piece show both
+   voices, and then those windows split the piece. Without pieces (none cut, or windows made
+   by hand) the window labels make the turns.
    A turn's confidence is the mean, over its pieces or windows, of a softmax over the cosine
    similarity to the two voices (0.5 = undecided, 1.0 = certain).
 3. Speaker names: **the speaker heard first is the rep** (`DiarizeOptions.first_speaker`):
@@ -226,25 +228,18 @@ def cluster_turns(windows: Windows, options: DiarizeOptions = DiarizeOptions()) 
     centroids = np.stack([emb[labels == k].mean(0) if (labels == k).any() else np.zeros(emb.shape[1])
                           for k in (0, 1)])
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-9)
-    if len(windows.piece_embeddings):
-        # each piece between pauses takes the nearer voice (see the module docstring)
-        order = np.argsort(windows.piece_times[:, 0], kind="stable")
-        times = windows.piece_times[order]
-        pieces = windows.piece_embeddings[order]
-        pieces = pieces / np.maximum(np.linalg.norm(pieces, axis=1, keepdims=True), 1e-9)
-        probs = _softmax(pieces @ centroids.T, options.confidence_temperature)
-        labels = probs.argmax(1)
-        spans = [(float(s), float(e)) for s, e in times]
+    window_probs = _softmax(emb @ centroids.T, options.confidence_temperature)
+    # each window owns the time from the midpoint with its predecessor to the one with its successor
+    centers = times.mean(1)
+    window_spans = []
+    for i in range(n):
+        s = times[i, 0] if i == 0 else max(times[i, 0], (centers[i - 1] + centers[i]) / 2)
+        e = times[i, 1] if i == n - 1 else min(times[i, 1], (centers[i] + centers[i + 1]) / 2)
+        window_spans.append((float(min(s, e)), float(e)))
+    if not len(windows.piece_embeddings):
+        spans, labels, conf = window_spans, labels, window_probs[np.arange(n), labels]
     else:
-        probs = _softmax(emb @ centroids.T, options.confidence_temperature)
-        # each window owns the time from the midpoint with its predecessor to the one with its successor
-        centers = times.mean(1)
-        spans = []
-        for i in range(n):
-            s = times[i, 0] if i == 0 else max(times[i, 0], (centers[i - 1] + centers[i]) / 2)
-            e = times[i, 1] if i == n - 1 else min(times[i, 1], (centers[i] + centers[i + 1]) / 2)
-            spans.append((float(min(s, e)), float(e)))
-    conf = probs[np.arange(len(labels)), labels]
+        spans, labels, conf = _piece_labels(windows, times, labels, window_spans, window_probs, centroids, options)
     other = "customer" if options.first_speaker == "rep" else "rep"
     names = {first: options.first_speaker, 1 - first: other}
     turns: list[Turn] = []
@@ -260,6 +255,37 @@ def cluster_turns(windows: Windows, options: DiarizeOptions = DiarizeOptions()) 
     for turn, c in zip(turns, confs):
         turn.confidence = round(float(np.mean(c)), 3)
     return turns
+
+
+def _piece_labels(windows: Windows, window_times, window_labels, window_spans, window_probs, centroids,
+                  options: DiarizeOptions):
+    """Spans, labels and confidences from the pieces: each piece takes the nearer voice, except a
+    piece whose own windows (those wholly inside it) hold both voices for at least `min_run`
+    windows each: two people talking with no pause between them, where the windows decide."""
+    order = np.argsort(windows.piece_times[:, 0], kind="stable")
+    piece_times = windows.piece_times[order]
+    pieces = windows.piece_embeddings[order]
+    pieces = pieces / np.maximum(np.linalg.norm(pieces, axis=1, keepdims=True), 1e-9)
+    probs = _softmax(pieces @ centroids.T, options.confidence_temperature)
+    spans, labels, conf = [], [], []
+    for (s, e), p in zip(piece_times, probs):
+        inside = np.flatnonzero((window_times[:, 0] >= s - 0.05) & (window_times[:, 1] <= e + 0.05))
+        if len(inside) and np.bincount(window_labels[inside], minlength=2).min() >= options.min_run:
+            for i in inside:
+                a, b = max(window_spans[i][0], float(s)), min(window_spans[i][1], float(e))
+                if i == inside[0]:
+                    a = float(s)
+                if i == inside[-1]:
+                    b = float(e)
+                if b > a:
+                    spans.append((a, b))
+                    labels.append(int(window_labels[i]))
+                    conf.append(float(window_probs[i, window_labels[i]]))
+        else:
+            spans.append((float(s), float(e)))
+            labels.append(int(p.argmax()))
+            conf.append(float(p.max()))
+    return spans, np.asarray(labels, dtype=int), np.asarray(conf)
 
 
 def _softmax(sims: np.ndarray, temperature: float) -> np.ndarray:

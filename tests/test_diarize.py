@@ -118,3 +118,17 @@ def test_real_encoder_finds_quick_turns_and_one_word_replies():
              for t in (truth["start"] + 0.1, (truth["start"] + truth["end"]) / 2, truth["end"] - 0.1)
              if speaker_at(turns, t).speaker != truth["speaker"]]
     assert wrong == []
+
+
+def test_a_piece_holding_both_voices_is_split_by_its_windows():
+    """Real speakers sometimes take the turn with no pause: a piece whose own windows show both
+    voices (at least min_run windows each) is split where its windows change."""
+    labels = [0] * 6 + [1] * 6
+    windows = _windows(labels)
+    centers = np.stack([windows.embeddings[:6].mean(0), windows.embeddings[6:].mean(0)])
+    windows.piece_times = np.array([(0.0, 9.85)])  # one piece: no pause anywhere
+    windows.piece_embeddings = centers[[0]].astype(np.float32)
+    turns = cluster_turns(windows)
+    assert [t.speaker for t in turns] == ["rep", "customer"]
+    assert turns[0].start == 0.0 and turns[-1].end == 9.85
+    assert turns[1].start == pytest.approx(6 * 0.75 - 0.375 + 0.8, abs=0.01)
