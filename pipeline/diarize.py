@@ -151,6 +151,18 @@ def speech_pieces(samples: np.ndarray, regions: list[tuple[float, float]],
     return pieces
 
 
+def _stretch(samples: np.ndarray, start: float, end: float) -> np.ndarray:
+    """Seconds start..end of the signal as float32, peak-normalised to 0.5 (the encoder's level)."""
+    wav = samples[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)].astype(np.float32)
+    peak = float(np.abs(wav).max()) or 1.0
+    return wav / peak * 0.5
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (all-zero rows stay zero)."""
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+
 def _embed_piece(wav: np.ndarray, encoder, options: DiarizeOptions) -> np.ndarray:
     """One embedding for a short stretch; shorter than a partial window, it is repeated to fill
     one (repeating the voice keeps it a voice, where zero padding adds silence to the average)."""
@@ -168,10 +180,8 @@ def embed_windows(samples: np.ndarray, regions: list[tuple[float, float]], encod
     for a, b in regions:
         if b - a < options.min_region_s:
             continue
-        wav = samples[int(a * SAMPLE_RATE): int(b * SAMPLE_RATE)].astype(np.float32)
-        peak = float(np.abs(wav).max()) or 1.0
         _, partials, slices = encoder.embed_utterance(
-            wav / peak * 0.5, return_partials=True, rate=options.rate, min_coverage=0.5
+            _stretch(samples, a, b), return_partials=True, rate=options.rate, min_coverage=0.5
         )
         # resemblyzer frames are 10 ms; a slice is over mel frames -> samples via 160 per frame
         for emb, sl in zip(partials, slices):
@@ -185,10 +195,8 @@ def embed_windows(samples: np.ndarray, regions: list[tuple[float, float]], encod
         return Windows.empty()
     piece_times, piece_embeds = [], []
     for s, e in speech_pieces(samples, regions, options):
-        wav = samples[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)].astype(np.float32)
-        peak = float(np.abs(wav).max()) or 1.0
         piece_times.append((offset + s, offset + e))
-        piece_embeds.append(_embed_piece(wav / peak * 0.5, encoder, options))
+        piece_embeds.append(_embed_piece(_stretch(samples, s, e), encoder, options))
     return Windows(np.asarray(times, dtype=float), np.asarray(embeds, dtype=np.float32),
                    np.asarray(piece_times, dtype=float).reshape(-1, 2),
                    np.asarray(piece_embeds, dtype=np.float32).reshape(-1, 256))
@@ -214,7 +222,7 @@ def cluster_turns(windows: Windows, options: DiarizeOptions = DiarizeOptions()) 
         return []
     order = np.argsort(windows.times[:, 0], kind="stable")
     times, emb = windows.times[order], windows.embeddings[order]
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
+    emb = _unit(emb)
     if n == 1:
         labels = np.zeros(1, dtype=int)
     else:
@@ -227,7 +235,7 @@ def cluster_turns(windows: Windows, options: DiarizeOptions = DiarizeOptions()) 
     first = labels[0]
     centroids = np.stack([emb[labels == k].mean(0) if (labels == k).any() else np.zeros(emb.shape[1])
                           for k in (0, 1)])
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-9)
+    centroids = _unit(centroids)
     window_probs = _softmax(emb @ centroids.T, options.confidence_temperature)
     # each window owns the time from the midpoint with its predecessor to the one with its successor
     centers = times.mean(1)
@@ -265,7 +273,7 @@ def _piece_labels(windows: Windows, window_times, window_labels, window_spans, w
     order = np.argsort(windows.piece_times[:, 0], kind="stable")
     piece_times = windows.piece_times[order]
     pieces = windows.piece_embeddings[order]
-    pieces = pieces / np.maximum(np.linalg.norm(pieces, axis=1, keepdims=True), 1e-9)
+    pieces = _unit(pieces)
     probs = _softmax(pieces @ centroids.T, options.confidence_temperature)
     spans, labels, conf = [], [], []
     for (s, e), p in zip(piece_times, probs):
