@@ -43,8 +43,8 @@ JFK_REF = ("And so my fellow Americans, ask not what your country can do for you
 def _child(spec: dict) -> dict:
     import numpy as np
 
-    from pipeline import audio
-    from pipeline.transcribe import TranscribeOptions, load_asr, transcribe, transcript_json
+    from pipeline.speech import audio
+    from pipeline.speech.transcribe import TranscribeOptions, load_asr, transcribe, transcript_json
 
     models_dir = Path(spec.get("models_dir", ROOT / "models"))
     t0 = time.perf_counter()

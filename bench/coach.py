@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.coach import call_metrics
+from pipeline.coach.metrics import call_metrics
 from pipeline.types import Segment, Transcript
 
 TOLERANCE = {"talk_ratio_rep": 0.02, "longest_monologue_s": 2.0, "questions_rep": 1}
@@ -48,7 +48,7 @@ def pipeline_transcript(path: Path, cache: Path, asr_factory) -> tuple[Transcrip
     cached = cache / (path.name + ".json")
     if cached.exists():
         return Transcript.from_dict(json.loads(cached.read_text())), 0.0
-    from pipeline.transcribe import transcribe
+    from pipeline.speech.transcribe import transcribe
 
     t0 = time.perf_counter()
     transcript = transcribe(path, asr_factory())
@@ -116,7 +116,7 @@ def main() -> int:
         nonlocal asr
         if asr is None:
             from pipeline.settings import load_settings
-            from pipeline.transcribe import TranscribeOptions, load_asr
+            from pipeline.speech.transcribe import TranscribeOptions, load_asr
 
             settings = load_settings()
             asr = load_asr(TranscribeOptions.from_settings(settings), settings.models_dir)

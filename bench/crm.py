@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.crm import import_csv
+from pipeline.crm.importer import import_csv
 from pipeline.store import init_db, make_engine, session_scope
 
 KINDS = ("accounts", "contacts", "orders", "activities", "support")

@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import audio
-from pipeline import diarize as diarize_mod
+from pipeline.speech import audio
+from pipeline.speech import diarize as diarize_mod
 
 
 def dev_references(data: Path) -> list[tuple[str, Path, list[tuple[float, float, str]]]]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.model_install import install_whisper
-from pipeline.models import dir_size, load_faster_whisper, load_openai_whisper, model_root
+from pipeline.weights.install import install_whisper
+from pipeline.weights.manifest import dir_size, load_faster_whisper, load_openai_whisper, model_root
 from pipeline.settings import PROJECT_ROOT, load_settings
 
 DEFAULT_CLIP = PROJECT_ROOT.parent / "shared" / "data" / "real" / "jfk.flac"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.pii import luhn_ok
-from pipeline.redact import RedactOptions, redact_text, redact_transcript
+from pipeline.privacy.detectors import luhn_ok
+from pipeline.privacy.redact import RedactOptions, redact_text, redact_transcript
 from pipeline.types import Segment, Transcript, Word
 
 CLEAN_EN = [

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cdnow_orders import convert
 
-from pipeline.riskfit import backtest, load_orders
+from pipeline.risk.fit import backtest, load_orders
 
 COLS = ("roc_auc", "pr_auc", "recall_top10", "precision_top10", "recall_top20", "precision_top20",
         "flag_share_for_85pct", "brier")

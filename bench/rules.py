@@ -78,16 +78,11 @@ def main():
 
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
-    from pipeline.detect import (
-        EmbeddingRule,
-        InMemoryEmbeddingCache,
-        KeywordRule,
-        Utterance,
-        detect_utterances,
-        load_embedder,
-    )
-    from pipeline.nlp import compile_rules, load_nlp
-    from pipeline.rules import RulePack, load_pack
+    from pipeline.cues.detect import Utterance, detect_utterances
+    from pipeline.cues.embeddings import InMemoryEmbeddingCache, load_embedder
+    from pipeline.cues.rule_files import EmbeddingRule, KeywordRule
+    from pipeline.cues.languages import compile_rules, load_nlp
+    from pipeline.cues.rule_files import RulePack, load_pack
 
     pack = load_pack(ROOT / "rules")
     nlp = load_nlp(["en", "de", "ro", "ko"])

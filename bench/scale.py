@@ -57,7 +57,9 @@ def sample_files(copies: int, folder: Path) -> list[Path]:
 
 
 def run_mode(mode: str, files: list[Path], db_url: str, address: str | None) -> dict:
-    from pipeline import ingest, scale, store
+    from pipeline.flow import ingest
+    from pipeline.flow import executors as scale
+    from pipeline import store
     from pipeline.settings import load_settings
 
     executor, workers = MODES[mode]
@@ -87,7 +89,7 @@ def main() -> None:
 
     import torch
 
-    from pipeline import audio
+    from pipeline.speech import audio
 
     torch.set_num_threads(1)  # the local executor runs single-threaded too
     with tempfile.TemporaryDirectory() as tmp_name:

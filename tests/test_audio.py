@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline import audio
+from pipeline.speech import audio
 from pipeline.errors import AudioError
 
 DATA = Path(__file__).parent / "data"

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from pipeline.callback import find_callback, parse_when
+from pipeline.reminders.callback_dates import find_callback, parse_when
 
 THU = date(2026, 2, 19)  # Thursday 19 Feb 2026
 MON = date(2026, 2, 16)  # Monday 16 Feb 2026

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import dbreset
 import pytest
 
-from pipeline.coach import (
+from pipeline.coach.metrics import (
     CallMetrics,
     CoachOptions,
     call_metrics,
@@ -21,7 +21,7 @@ from pipeline.coach import (
     store_call_metrics,
 )
 from pipeline.errors import ChurnwatchError
-from pipeline.mining import (
+from pipeline.coach.kept_vs_lost import (
     MiningOptions,
     describe,
     mine,
@@ -372,7 +372,7 @@ def test_mining_finds_a_clear_difference(session):
 
 def test_charts_are_written(session, tmp_path):
     pytest.importorskip("matplotlib")
-    from pipeline.mining import plot_mining, plot_report
+    from pipeline.coach.kept_vs_lost import plot_mining, plot_report
 
     for i in range(5):
         add_call(session, i, "Nina", f"L{i}", "lost", 0.7 + 0.03 * i, text_customer="another vendor is cheaper")

@@ -6,7 +6,7 @@ import dbreset
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.crm import import_csv, parse_amount, parse_date, parse_map
+from pipeline.crm.importer import import_csv, parse_amount, parse_date, parse_map
 from pipeline.errors import ChurnwatchError
 from pipeline.store import Account, Contact, CrmEvent, Rep, session_scope
 
@@ -162,7 +162,7 @@ def test_a_value_too_long_for_the_store_is_a_bad_row_with_its_line(tmp_path, eng
 def test_a_batch_the_database_refuses_is_retried_row_by_row(tmp_path, engine, monkeypatch):
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite stores over-long strings; only PostgreSQL refuses them")
-    from pipeline import crm
+    from pipeline.crm import importer as crm
 
     monkeypatch.setattr(crm, "_LIMITED", {})  # let the database be the one that says no
     p = write(tmp_path, "acc.csv", "account_id,name\nA1,Acme\nA2," + "x" * 301 + "\nA3,Beta\n")

@@ -16,8 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from pipeline import deliver, remind
-from pipeline.policies import load_policies
+from pipeline.reminders import outbox as deliver
+from pipeline import reminders as remind
+from pipeline.reminders.policies import load_policies
 from pipeline.store import Account, Outbox, Reminder, Rep, session_scope
 from pipeline.types import Cue
 

@@ -12,15 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.detect import (
-    DetectOptions,
-    InMemoryEmbeddingCache,
-    detect,
-    detect_text,
-    load_embedder,
-)
-from pipeline.nlp import korean_stem, load_nlp
-from pipeline.rules import RulePack, load_pack, load_rule_file
+from pipeline.cues.detect import DetectOptions, detect, detect_text
+from pipeline.cues.embeddings import InMemoryEmbeddingCache, load_embedder
+from pipeline.cues.languages import korean_stem, load_nlp
+from pipeline.cues.rule_files import RulePack, load_pack, load_rule_file
 from pipeline.types import Segment, Transcript
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,13 +200,13 @@ def test_embedding_rule_and_cache(nlp, pack, embedder, example_cache):
         def encode(self, *a, **k):
             raise AssertionError("re-encoded a cached text")
 
-    from pipeline.detect import Embedder
+    from pipeline.cues.embeddings import Embedder
     again = detect_text(text, pack, nlp, embedder=Embedder(embedder.name, Boom()), cache=cache)
     assert labels(again) == labels(cues)
 
 
 def test_embedding_vectors_are_unit(embedder):
-    from pipeline.detect import encode
+    from pipeline.cues.embeddings import encode
     v = encode(["a test", "another test"], embedder, None)
     assert v.shape[0] == 2 and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
 
@@ -220,8 +215,8 @@ def test_dev_file_macro_f1(nlp, pack, embedder, example_cache):
     dev = shared_dir() / "data" / "utterances_dev.jsonl"
     if not dev.exists():
         pytest.skip("shared evaluation data not present")
-    from pipeline.detect import Utterance, detect_utterances
-    from pipeline.rules import read_labeled, score_predictions
+    from pipeline.cues.detect import Utterance, detect_utterances
+    from pipeline.cues.rule_files import read_labeled, score_predictions
 
     rows = read_labeled(dev)
     found = detect_utterances([Utterance(r["text"], r["speaker"], r["lang"]) for r in rows],
@@ -260,7 +255,7 @@ TRICKY = ["we cannot renew, gonna cancel", "won't renew!", "10km of cable, 5pm-6
 def test_tokenizer_splits_letter_runs_only_in_special_cases(nlp, pack):
     # The prefilter relies on this: a letter-only token is a whole run of letters of the text,
     # unless it is a piece a tokenizer special case cuts out ("cannot" -> "can" "not").
-    from pipeline.nlp import split_pieces
+    from pipeline.cues.languages import split_pieces
 
     letters = re.compile(r"[^\W\d_]+")
     for lang in ("en", "de", "ro"):
@@ -278,12 +273,12 @@ def test_tokenizer_splits_letter_runs_only_in_special_cases(nlp, pack):
 def _hits(doc, comp):
     from spacy.attrs import LOWER
 
-    from pipeline.detect import _match
+    from pipeline.cues.detect import _match
     return [m for m in _match(doc, comp, set(doc.to_array(LOWER).tolist())) if comp.kinds[m[0]][1] == "hit"]
 
 
 def test_prefilter_never_drops_a_text_the_matchers_would_hit(nlp, keyword_pack):
-    from pipeline.nlp import compile_rules
+    from pipeline.cues.languages import compile_rules
 
     skipped = 0
     for lang in ("en", "de", "ro"):
@@ -300,7 +295,7 @@ def test_prefilter_never_drops_a_text_the_matchers_would_hit(nlp, keyword_pack):
 @given(data=st.data())
 def test_prefilter_property(nlp, keyword_pack, data):
     # texts built from the rules' own words, special-case pieces and punctuation
-    from pipeline.nlp import compile_rules, split_pieces
+    from pipeline.cues.languages import compile_rules, split_pieces
 
     comp = compile_rules(keyword_pack, nlp["en"], "en")
     vocab = sorted(comp.triggers)[:400] + sorted(split_pieces(nlp["en"]))[:80] + \
@@ -316,7 +311,7 @@ def test_prefilter_property(nlp, keyword_pack, data):
 
 
 def test_is_verb_matches_the_attribute_ruler(nlp, pack):
-    from pipeline.detect import is_verb
+    from pipeline.cues.detect import is_verb
 
     texts = [t for t, lang in corpus(pack) if lang == "en"][:300]
     for doc in nlp["en"].pipe(texts):
@@ -372,7 +367,7 @@ def test_fast_path_tokenizes_candidates_and_parses_only_where_negation_can_matte
 
 
 def detect_utterances_(items, pack, nlp):
-    from pipeline.detect import Utterance, detect_utterances
+    from pipeline.cues.detect import Utterance, detect_utterances
     return detect_utterances([Utterance(t, s, "en") for t, s in items], pack, nlp)
 
 
@@ -434,7 +429,7 @@ def _fill(session):
 
 def test_backtest_hit_rates_and_lift(engine, tmp_path, nlp):
     from pipeline import store
-    from pipeline.detect import backtest
+    from pipeline.cues.detect import backtest
 
     pack = make_pack(tmp_path, BACKTEST_RULES)
     with store.session_scope(engine) as session:

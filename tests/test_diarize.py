@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import audio
-from pipeline.diarize import (
+from pipeline.speech import audio
+from pipeline.speech.diarize import (
     DiarizeOptions,
     Turn,
     Windows,

@@ -23,7 +23,8 @@ from sqlalchemy import inspect, text
 from test_ingest import ACCOUNT, load_kit, make_clips
 from typer.testing import CliRunner
 
-from pipeline import ingest, store
+from pipeline.flow import ingest
+from pipeline import store
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "samples" / "audio"

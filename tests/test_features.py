@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import dbreset
 import pytest
 
-from pipeline.features import (
+from pipeline.risk.features import (
     ORDER_FEATURES,
     FeatureOptions,
     compute_features,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.guards import collapse_repetition, compression_ratio, is_looping, repeated_ngram
+from pipeline.speech.loop_guards import collapse_repetition, compression_ratio, is_looping, repeated_ngram
 
 
 def test_repetition_loop_detector():

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from pipeline import ingest, scale, store
-from pipeline.audio import audio_sha256
+from pipeline.flow import ingest
+from pipeline.flow import executors as scale
+from pipeline import store
+from pipeline.speech.audio import audio_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_VOICES = ROOT / "tests" / "data" / "two_voices.stereo.ogg"

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import whisper_ct2
+from pipeline.weights import ct2_convert as whisper_ct2
 from pipeline.errors import ChurnwatchError, ModelMissing
-from pipeline.model_install import ChecksumMismatch, install_whisper
-from pipeline.models import (
+from pipeline.weights.install import ChecksumMismatch, install_whisper
+from pipeline.weights.manifest import (
     is_english_only,
     list_models,
     load_manifest,
@@ -342,7 +342,7 @@ def test_models_commands_have_help():
 def tiny():
     try:
         whisper_dir("tiny.en", PROJECT_MODELS)
-        from pipeline.models import load_faster_whisper
+        from pipeline.weights.manifest import load_faster_whisper
 
         return load_faster_whisper("tiny.en", PROJECT_MODELS), load_openai_whisper("tiny.en", PROJECT_MODELS)
     except ModelMissing as e:
@@ -390,7 +390,7 @@ def test_alignment_heads_give_faster_whispers_word_times(tiny, shared_data):
 
 
 def test_embedding_model_loads_offline():
-    from pipeline.models import load_embedding_model
+    from pipeline.weights.manifest import load_embedding_model
 
     model = load_embedding_model()
     vectors = model.encode(["we are cancelling", "we will not renew", "lovely weather"])

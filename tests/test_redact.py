@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ChurnwatchError
-from pipeline.pii import iban_ok, luhn_ok
-from pipeline.redact import (
+from pipeline.privacy.detectors import iban_ok, luhn_ok
+from pipeline.privacy.redact import (
     RedactOptions,
     redact_cue,
     redact_text,

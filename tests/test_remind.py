@@ -11,9 +11,9 @@ import dbreset
 import pytest
 from sqlalchemy import func, select
 
-from pipeline import remind
+from pipeline import reminders as remind
 from pipeline.errors import RuleError
-from pipeline.policies import load_policies
+from pipeline.reminders.policies import load_policies
 from pipeline.store import (
     Account,
     Call,
@@ -86,7 +86,7 @@ def open_count(s, account="ACC-1", reason=None):
 
 
 def test_default_policies_cover_every_cue_label(policies):
-    from pipeline.rules import CUE_LABELS
+    from pipeline.cues.rule_files import CUE_LABELS
 
     assert set(policies.cues) == set(CUE_LABELS)
     assert policies.cues["competitor_mention"].due_in_days == 2

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import ChurnwatchError
-from pipeline.retention import purge
+from pipeline.privacy.purge import purge
 from pipeline.store import (
     Account,
     Call,

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import dbreset
 import pytest
 
-from pipeline.churnrate import churn_rates
+from pipeline.risk.churn_rate import churn_rates
 from pipeline.errors import RuleError
-from pipeline.risk import load_risk_model, save_score, score_account, score_accounts
-from pipeline.riskfit import (
+from pipeline.risk.score import load_risk_model, save_score, score_account, score_accounts
+from pipeline.risk.fit import (
     RiskFitOptions,
     backtest,
     fit_orders,
@@ -138,7 +138,7 @@ def test_fit_save_and_activate(tmp_path, root):
     (rules / "risk.yaml").write_text(f"active: {path.name}\n")
     loaded = load_risk_model(rules, tmp_path / "models")
     assert loaded.version == model.version
-    from pipeline.features import FeatureOptions, order_features_frame
+    from pipeline.risk.features import FeatureOptions, order_features_frame
 
     X = order_features_frame(df, date(2025, 6, 30), FeatureOptions())
     assert score_frame(loaded, X) == pytest.approx(score_frame(model, X))
@@ -210,7 +210,7 @@ def test_cli_import_score_explain(tmp_path, db_url):
 
 
 def test_floor_gives_no_credit_below_it():
-    from pipeline.risk import _factor
+    from pipeline.risk.score import _factor
 
     f = _factor({"feature": "days_since_last_order", "transform": "log2p", "normal": 30, "points": 0.6,
                  "floor": 30}, "factors[0]", "risk.yaml")

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ChurnwatchError, RuleError
-from pipeline.rules import (
+from pipeline.cues.rule_files import (
     CUE_LABELS,
     check_dir,
     load_pack,

@@ -20,8 +20,9 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from test_ingest import ACCOUNT, load_kit, make_clips
 
-from pipeline import ingest, store
-from pipeline.audio import audio_sha256
+from pipeline.flow import ingest
+from pipeline import store
+from pipeline.speech.audio import audio_sha256
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,7 @@ def four_clips(tmp_path_factory) -> list[Path]:
 
 def test_ray_two_workers_store_each_file_once_in_job_order(tmp_path, four_clips):
     pytest.importorskip("ray")
-    from pipeline import scale
+    from pipeline.flow import executors as scale
     from pipeline.settings import load_settings
 
     url = f"sqlite:///{tmp_path / 'ray.db'}"

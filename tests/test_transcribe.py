@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import audio
+from pipeline.speech import audio
 from pipeline.errors import AudioError, ChurnwatchError
 from pipeline.settings import PROJECT_ROOT
-from pipeline.transcribe import (
+from pipeline.speech.transcribe import (
     TranscribeOptions,
     format_transcript,
     load_asr,
@@ -166,7 +166,7 @@ def test_cli_reports_a_bad_file_in_one_line(asr, tmp_path, monkeypatch):
 
 
 def test_merge_turns_joins_one_speakers_split_sentence_only():
-    from pipeline.transcribe import merge_turns
+    from pipeline.speech.transcribe import merge_turns
     from pipeline.types import Segment, Word
 
     segs = [
@@ -186,7 +186,7 @@ def test_merge_turns_joins_one_speakers_split_sentence_only():
 def test_mono_coaching_metrics_match_the_truth_on_quick_turns(asr):
     """The coaching issue's agreement, in small: a mono call with short gaps and one-word
     replies, transcribed and diarized, against the same metrics from its reference turns."""
-    from pipeline.coach import call_metrics
+    from pipeline.coach.metrics import call_metrics
 
     truth = json.loads((DATA / "quick_turns.truth.json").read_text())
     ref = Transcript(language="en", duration=truth["duration_s"], engine="truth", model="", channel_layout="mono",

@@ -1,0 +1,129 @@
+"""`churnwatch transcribe` and `churnwatch ingest`: recordings in."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.cli.shared import (
+    DbOption,
+    JsonOption,
+    app,
+    console,
+    err_console,
+    fail,
+    get_settings,
+    parse_date_option,
+    print_json,
+)
+
+
+@app.command("transcribe")
+def transcribe_cmd(
+    file: Annotated[Path, typer.Argument(help="Recording: wav, mp3, flac, m4a or ogg; mono or dual-channel stereo.")],
+    engine: Annotated[Optional[str], typer.Option(help="ASR engine: faster-whisper (default) or openai-whisper.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Whisper model for English calls (default: tiny.en).")] = None,
+    rep_channel: Annotated[Optional[str], typer.Option("--rep-channel", help="Channel carrying the rep in dual-channel files: left or right.")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Language code (en, de, ...) to skip detection.")] = None,
+    json_out: JsonOption = False,
+    srt: Annotated[bool, typer.Option("--srt", help="Print SRT subtitles.")] = False,
+    vtt: Annotated[bool, typer.Option("--vtt", help="Print WebVTT subtitles.")] = False,
+    txt: Annotated[bool, typer.Option("--txt", help="Print plain text lines: \\[mm:ss] REP: text.")] = False,
+) -> None:
+    """Transcribe one recording: speakers from channels (stereo) or diarization (mono)."""
+    from pipeline.speech.transcribe import TranscribeOptions, format_transcript, load_asr, transcribe, transcript_json
+
+    if sum([json_out, srt, vtt, txt]) > 1:
+        fail("Choose one output format: --json, --srt, --vtt or --txt.")
+    settings = get_settings(engine=engine, rep_channel=rep_channel)
+    options = TranscribeOptions.from_settings(settings, model=model, language=language)
+    asr = load_asr(options, settings.models_dir)
+    result = transcribe(file, asr)
+    if json_out:
+        print_json(transcript_json(result))
+    elif srt or vtt or txt:
+        sys.stdout.write(format_transcript(result, "srt" if srt else "vtt" if vtt else "txt") + "\n")
+    else:
+        console.print(f"[bold]{file}[/bold]: {result.duration:.0f} s, language {result.language}, "
+                      f"{result.channel_layout}, {result.engine} {result.model}", highlight=False)
+        from rich.markup import escape
+
+        colors = {"rep": "cyan", "customer": "magenta"}
+        for line, seg in zip(format_transcript(result, "txt").splitlines(), result.segments):
+            console.print(f"[{colors.get(seg.speaker, 'white')}]{escape(line)}[/]", highlight=False)
+
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Directories expand to the audio files inside them (sorted); files are kept as given."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            out += found or [p]  # an empty folder is reported as a failed input, not dropped
+        else:
+            out.append(p)
+    return out
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Recordings (wav, mp3, flac, m4a, ogg) or folders of them.")],
+    account: Annotated[str, typer.Option("--account", help="CRM account id the calls belong to.")],
+    rep: Annotated[Optional[str], typer.Option("--rep", help="The rep's name as in the CRM.")] = None,
+    call_date: Annotated[Optional[str], typer.Option("--date", help="Call date, YYYY-MM-DD (default: today).")] = None,
+    engine_name: Annotated[Optional[str], typer.Option("--engine", help="faster-whisper (default) or openai-whisper.")] = None,
+    rep_channel: Annotated[Optional[str], typer.Option("--rep-channel", help="Channel of the rep in dual-channel files: left or right.")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (parallel workers).")] = "local",
+    workers: Annotated[int, typer.Option("--workers", help="Ray workers, each loading its models once.")] = 2,
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: start a local one).")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Transcribe recordings, find churn cues, store them, re-score the account and plan reminders.
+
+    A bad file is reported and skipped; the exit code is the number of files that failed (0 = all ok).
+    """
+    from pipeline import store
+    from pipeline.flow import executors as scale
+    from pipeline.flow import ingest as ingest_mod
+
+    settings = get_settings(db, engine=engine_name, rep_channel=rep_channel)
+    if executor not in ("local", "ray"):
+        fail(f"Unknown executor {executor!r}. Choose local or ray.")
+    files = _expand(paths)
+    if not files:
+        fail("No recordings given. Pass audio files or folders holding .wav/.mp3/.flac/.m4a/.ogg files.")
+    options = ingest_mod.IngestOptions(account_id=account, rep=rep, call_date=parse_date_option(call_date, "--date"))
+    engine = store.make_engine(settings.db_url)
+    store.init_db(engine)
+    jobs = [(f, options) for f in files]
+    results = scale.run_jobs(jobs, settings, executor=executor, workers=workers, address=address,
+                             progress=not as_json)
+    _report_ingest(results, as_json)
+    failed = sum(r.status == "error" for r in results)
+    raise typer.Exit(min(failed, 100))
+
+
+def _report_ingest(results, as_json: bool) -> None:
+    if as_json:
+        print_json([r.to_dict() for r in results])
+        return
+    for r in results:
+        name = Path(r.file).name
+        if r.status == "error":
+            err_console.print(f"[red]✗ {name}[/red]: {r.error}", highlight=False)
+            continue
+        if r.status == "duplicate":
+            console.print(f"[yellow]= {name}[/yellow]: already stored as call {r.call_id}; skipped.")
+            continue
+        console.print(f"[green]✓ {name}[/green] → call {r.call_id}, {len(r.cues)} cue(s)")
+        for hint in r.hints:
+            console.print(hint.get("text", ""), highlight=False)
+    bad = sum(r.status == "error" for r in results)
+    if bad:
+        err_console.print(f"{bad} of {len(results)} file(s) failed; the others were stored.")

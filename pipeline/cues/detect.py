@@ -1,0 +1,414 @@
+"""Run a rule pack over utterances: spaCy matchers for keyword rules, nearest-example cosine
+similarity for embedding rules (pipeline.embed). Plain functions over plain data; models are
+passed in.
+
+    nlp = load_nlp(["en", "de"]); pack = load_pack(Path("rules"))
+    cues = detect(transcript, pack, nlp, embedder=load_embedder(), cache=InMemoryEmbeddingCache())
+
+Keyword fast path, cheapest step first:
+1. prefilter: an utterance holding none of the pack's trigger words (pipeline.nlp.compile_rules)
+   cannot match and never becomes a spaCy Doc; most call turns stop here;
+2. the tokenizer alone makes Docs for the rest (rule phrases were compiled to every word form
+   of their lemmas, so no lemmatizer is needed), matched by PhraseMatchers and by token-pattern
+   Matchers that run only when each word a pattern requires is present;
+3. exclusions, `requires_any` and speaker / part-of-call conditions drop matches;
+4. only English matches of negation-sensitive rules with a negator in their sentence (outside
+   the matched words) go through the parser: tok2vec, tagger and parser, batched, on the same
+   Doc; no attribute ruler, no lemmatizer (`is_verb` reads the tags instead).
+Nothing is cached by text: the same utterance twice costs twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from pipeline.cues.embeddings import (
+    Embedder,
+    EmbeddingCache,
+    InMemoryEmbeddingCache,
+    embedding_hits,
+    encode,
+    load_embedder,
+    text_key,
+)
+from pipeline.errors import ChurnwatchError
+from pipeline.cues.languages import NEGATORS, compile_rules, uses_stems
+from pipeline.cues.rule_files import EmbeddingRule, KeywordRule, RulePack
+from pipeline.types import Cue, Transcript
+
+__all__ = [
+    "DetectOptions",
+    "Embedder",
+    "EmbeddingCache",
+    "EmbeddingRule",
+    "InMemoryEmbeddingCache",
+    "KeywordRule",
+    "Utterance",
+    "backtest",
+    "detect",
+    "detect_text",
+    "detect_utterances",
+    "encode",
+    "load_embedder",
+    "text_key",
+]
+
+QUESTION_STARTS = {
+    "en": {"what", "how", "can", "could", "would", "is", "are", "do", "does", "did", "will",
+           "when", "why", "where", "which", "who", "any", "should", "shall", "may"},
+    "de": {"was", "wie", "können", "könnten", "würden", "ist", "sind", "haben", "gibt", "wann",
+           "warum", "wo", "welche", "welcher", "wer", "kann", "könnte"},
+    "ro": {"ce", "cât", "cum", "puteți", "putem", "este", "când", "de", "care", "cine", "aveți"},
+    "ko": set(),
+}
+_CLAUSE_BREAKS = {",", ".", ";", "?", "!", ":", "—", "–", "but", "aber", "dar", "und", "and"}
+# Words the parse check can act on (see _parse_negated): a match with none of them outside its
+# own words cannot be negated, so its utterance is not parsed.
+_EN_NEG_WORDS = {"never", "nobody", "nothing", "no", "none", "neither", "nor"}
+_PARSE_GATE = NEGATORS["en"] | _EN_NEG_WORDS | {"nt", "n’t", "n‘t"}
+# Components the parse check reads (tags and dependencies); the others are skipped.
+_PARSE_PIPES = ("tok2vec", "tagger", "parser")
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    # Tokens looked at around a match for a negator where there is no parser (de, ro, ko).
+    negation_window: int = 3
+    # Use the English dependency parse for negation; False = token window for English too.
+    parse_negation: bool = True
+    # Keep one cue per (utterance, label): the strongest one. False keeps every rule's cue.
+    one_cue_per_label: bool = True
+    # Utterances per spaCy/encoder batch.
+    batch_size: int = 256
+
+    def __post_init__(self):
+        if self.negation_window < 0 or self.batch_size < 1:
+            raise ChurnwatchError("DetectOptions: negation_window must be ≥ 0 and batch_size ≥ 1.")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    text: str
+    speaker: str | None = "customer"
+    lang: str = "en"
+    start: float = 0.0
+    end: float = 0.0
+    call_duration: float | None = None  # for first/last-N-minutes rules
+    index: int | None = None  # segment index in the transcript
+
+
+# ---- conditions ----------------------------------------------------------------------------
+
+
+def _applies(rule, u: Utterance, lang_ok: bool = True) -> bool:
+    if not lang_ok:
+        return False
+    if rule.speaker != "any" and u.speaker != rule.speaker:
+        return False
+    if rule.first_minutes is not None and u.start > rule.first_minutes * 60:
+        return False
+    if rule.last_minutes is not None and (
+            u.call_duration is None or u.end < u.call_duration - rule.last_minutes * 60):
+        return False
+    return not rule.questions_only or _is_question(u)
+
+
+def _reader(rules):
+    """A test of whether any of `rules` reads an utterance (the speaker alone, where it can)."""
+    if any(r.first_minutes is not None or r.last_minutes is not None or r.questions_only
+           for r in rules):
+        return lambda u: any(_applies(r, u) for r in rules)
+    speakers = {r.speaker for r in rules}
+    if "any" in speakers:
+        return lambda u: True
+    return lambda u: u.speaker in speakers
+
+
+def _is_question(u: Utterance) -> bool:
+    text = u.text.strip()
+    if "?" in text:
+        return True
+    first = text.split(maxsplit=1)[0].lower().strip(",.") if text else ""
+    return first in QUESTION_STARTS.get(u.lang, set())
+
+
+# ---- negation ------------------------------------------------------------------------------
+
+
+def _window_negated(doc, start: int, end: int, lang: str, window: int) -> bool:
+    negators = NEGATORS.get(lang, set())
+
+    def is_neg(tok):
+        return tok.lower_ in negators or tok.lemma_ in negators
+
+    i = start - 1
+    while i >= 0 and start - i <= window and doc[i].lower_ not in _CLAUSE_BREAKS:
+        if is_neg(doc[i]):
+            return True
+        i -= 1
+    if lang in ("de", "ko", "en"):  # German V2 and Korean SOV put the negator after the verb
+        j = end
+        while j < len(doc) and j - end < window and doc[j].lower_ not in _CLAUSE_BREAKS:
+            if is_neg(doc[j]):
+                return True
+            j += 1
+    return False
+
+
+_VERB_TAGS = {"MD", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ", "BES", "HVS"}
+_DO_HAVE = {"do", "does", "did", "'d", "have", "has", "had"}
+_CLAUSE_DEPS = {"ROOT", "advcl", "ccomp", "conj", "relcl", "xcomp"}
+_BE = {"is", "are", "was", "were", "'s", "'re"}
+
+
+def is_verb(tok) -> bool:
+    """`tok.pos_ in ("VERB", "AUX")` as en_core_web_sm's attribute ruler would set it, read from
+    the tag and the parse, so the parse check can skip the attribute ruler (its rules in order;
+    tests/test_detect.py compares the two)."""
+    tag, dep = tok.tag_, tok.dep_
+    verb = tag in _VERB_TAGS
+    if dep in ("aux", "auxpass") and tag not in ("TO", ""):
+        verb = True
+    if tok.lower_ in _DO_HAVE and dep in _CLAUSE_DEPS:
+        verb = True
+    if tag in ("DT", "WDT") and dep not in ("det", "quantmod", ""):
+        verb = False
+    if tok.lower_ in _BE and tok.i > 0 and tok.doc[tok.i - 1].dep_ == "expl":
+        verb = True
+    return verb and tag != "_SP" and not tok.is_space
+
+
+def _governor(tok):
+    """The verb a token hangs from, climbing through nouns, prepositions and modifiers."""
+    h, steps = tok, 0
+    while not is_verb(h) and h.head is not h and steps < 4:
+        if h.dep_ in ("ccomp", "advcl", "conj", "relcl", "parataxis"):
+            break
+        h, steps = h.head, steps + 1
+    return h
+
+
+_SENTENCE_ENDS = {".", "!", "?", "...", "…"}
+
+
+def _negator_near(doc, start: int, end: int, gate: set) -> bool:
+    """Whether a gate word sits outside the match [start, end) but in its sentence, where a
+    sentence ends at a separate "." "!" "?" token followed by a capitalised token. Only then can
+    the parse find a negator of the match (parse trees do not cross sentences; a boundary that
+    strong is one the parser keeps), so only then is the utterance parsed."""
+    n = len(doc)
+
+    def boundary(k):  # a sentence ends after token k
+        return doc[k].text in _SENTENCE_ENDS and k + 1 < n and doc[k + 1].text[:1].isupper()
+
+    k = start - 1
+    while k >= 0 and not boundary(k):
+        if doc[k].lower in gate:
+            return True
+        k -= 1
+    k = end
+    while k < n:
+        if doc[k].lower in gate:
+            return True
+        if boundary(k):
+            break
+        k += 1
+    return False
+
+
+def _parse_negated(doc, start: int, end: int) -> bool:
+    """True when a negator modifies the matched tokens [start, end) or the verb they belong to."""
+    span = doc[start:end]
+    inside = set(range(start, end))
+    candidates = set(span)
+    for t in span:
+        gov = _governor(t)
+        candidates.add(gov)
+        if gov.dep_ in ("xcomp", "aux", "auxpass"):
+            candidates.add(gov.head)
+    for c in candidates:
+        for child in c.children:
+            if child.i in inside:
+                continue
+            if child.dep_ == "neg" or (child.lower_ in _EN_NEG_WORDS and child.dep_ in
+                                       ("det", "nsubj", "nsubjpass", "advmod", "dobj", "neg")):
+                return True
+    return False
+
+
+# ---- running -------------------------------------------------------------------------------
+
+
+def detect_utterances(utterances: list[Utterance], pack: RulePack, nlp: dict, embedder=None,
+                      cache: EmbeddingCache | None = None,
+                      options: DetectOptions = DetectOptions()) -> list[list[Cue]]:
+    """Cues per utterance (same order). Languages without a loaded pipeline skip keyword rules."""
+    results: list[list[Cue]] = [[] for _ in utterances]
+    _keyword_pass(utterances, pack, nlp, options, results)
+    if embedder is not None:
+        _embedding_pass(utterances, pack, embedder, cache, options, results)
+    if options.one_cue_per_label:
+        for i, cues in enumerate(results):
+            best: dict[str, Cue] = {}
+            for c in cues:
+                if c.label not in best or c.score > best[c.label].score:
+                    best[c.label] = c
+            results[i] = list(best.values())
+    return results
+
+
+def _cue(rule, u: Utterance, score: float, why: str) -> Cue:
+    return Cue(label=rule.label, rule=rule.name, rule_version=rule.version, start=u.start,
+               end=u.end, speaker=u.speaker, quote=u.text, score=round(float(score), 4),
+               segment_index=u.index, why=why)
+
+
+def _match(doc, comp, lowers: set) -> list:
+    """(match id, start, end) from the phrase matchers and the pattern matchers whose gate passes."""
+    hits = [m for pm in comp.phrase_matchers for m in pm(doc)]
+    for matcher, gate in comp.pattern_matchers:
+        if all(not words.isdisjoint(lowers) for words in gate):
+            hits += matcher(doc)
+    return hits
+
+
+def _keyword_pass(utterances, pack, nlp, options, results):
+    from spacy.attrs import LOWER
+
+    rules = {r.name: r for r in pack.rules if isinstance(r, KeywordRule)}
+    for lang in sorted({r.lang for r in rules.values()}):
+        if lang not in nlp:
+            continue
+        pipe, reads = nlp[lang], _reader([r for r in rules.values() if r.lang == lang])
+        comp = compile_rules(pack, pipe, lang)
+        idx = [i for i, u in enumerate(utterances) if u.lang == lang and reads(u)
+               and u.text.strip() and comp.may_match(u.text)]
+        if not idx:
+            continue
+        texts = [utterances[i].text for i in idx]
+        docs = pipe.pipe(texts, batch_size=options.batch_size) if uses_stems(pipe) else \
+            pipe.tokenizer.pipe(texts, batch_size=options.batch_size)
+        parse = options.parse_negation and "parser" in pipe.pipe_names
+        gate = {pipe.vocab.strings.add(w) for w in _PARSE_GATE} if parse else set()
+        pending = []  # (utterance index, doc, {rule name: [(start, end)]})
+        to_parse = {}  # utterance index -> doc: a negator shares a sentence with a negatable match
+        for i, doc in zip(idx, docs):
+            lowers = set(doc.to_array(LOWER).tolist())
+            found: dict[str, list] = {}
+            vetoed, present = set(), set()
+            for match_id, s, e in _match(doc, comp, lowers):
+                name, kind = comp.kinds[match_id]
+                if kind == "excl":
+                    vetoed.add(name)
+                elif kind == "req":
+                    present.add(name)
+                else:
+                    found.setdefault(name, []).append((s, e))
+            found = {n: sorted(set(m)) for n, m in found.items()
+                     if n not in vetoed and (n in present or not rules[n].requires_any)
+                     and _applies(rules[n], utterances[i])}
+            if not found:
+                continue
+            pending.append((i, doc, found))
+            if parse and not gate.isdisjoint(lowers) and any(
+                    rules[n].negation and _negator_near(doc, s, e, gate)
+                    for n, spans in found.items() for s, e in spans):
+                to_parse[i] = doc
+        if to_parse:
+            skip = [n for n in pipe.pipe_names if n not in _PARSE_PIPES]
+            for i, parsed in zip(list(to_parse), pipe.pipe(list(to_parse.values()),
+                                                           batch_size=options.batch_size, disable=skip)):
+                to_parse[i] = parsed
+        for i, doc, found in pending:
+            u = utterances[i]
+            for name, spans in found.items():
+                rule = rules[name]
+                kept = []
+                for s, e in spans:
+                    if rule.negation:
+                        if parse:  # not parsed: no negator near the match, nothing negates it
+                            neg = i in to_parse and _parse_negated(to_parse[i], s, e)
+                        else:
+                            neg = _window_negated(doc, s, e, lang, options.negation_window)
+                        if neg:
+                            continue
+                    kept.append(doc[s:e].text)
+                distinct = list(dict.fromkeys(k.lower() for k in kept))
+                if len(distinct) >= rule.min_hits:
+                    results[i].append(_cue(rule, u, 1.0, "matched " + ", ".join(
+                        repr(k) for k in distinct)))
+
+
+def _embedding_pass(utterances, pack, embedder, cache, options, results):
+    rules = [r for r in pack.rules if isinstance(r, EmbeddingRule)]
+    todo = {r.name: [i for i, u in enumerate(utterances) if u.text.strip()
+                     and _applies(r, u, u.lang in r.langs)] for r in rules}
+    texts = [u.text for u in utterances]
+    for i, rule, score, why in embedding_hits(texts, rules, todo, embedder, cache, options.batch_size):
+        results[i].append(_cue(rule, utterances[i], score, why))
+
+
+def detect(transcript: Transcript, pack: RulePack, nlp: dict, embedder=None,
+           cache: EmbeddingCache | None = None, options: DetectOptions = DetectOptions()) -> list[Cue]:
+    """Cues in a transcript's segments, in segment order."""
+    lang = (transcript.language or "en").split("-")[0]
+    utts = [Utterance(text=s.text, speaker=s.speaker, lang=lang, start=s.start, end=s.end,
+                      call_duration=transcript.duration, index=n)
+            for n, s in enumerate(transcript.segments)]
+    return [c for cues in detect_utterances(utts, pack, nlp, embedder, cache, options) for c in cues]
+
+
+def detect_text(text: str, pack: RulePack, nlp: dict, speaker: str = "customer", lang: str = "en",
+                embedder=None, cache: EmbeddingCache | None = None,
+                options: DetectOptions = DetectOptions()) -> list[Cue]:
+    """Cues in one utterance."""
+    return detect_utterances([Utterance(text=text, speaker=speaker, lang=lang)], pack, nlp,
+                             embedder, cache, options)[0]
+
+
+def backtest(session, pack: RulePack, nlp: dict, embedder=None, cache: EmbeddingCache | None = None,
+             options: DetectOptions = DetectOptions(), chunk: int = 5000) -> list[dict]:
+    """Re-run the pack over stored calls; per rule, hit rate in lost vs kept accounts, and lift.
+
+    Accounts counted are those with at least one transcribed call (a stored segment). An account
+    is "hit" by a rule when the rule fires on any segment of any of its calls; "lost" is
+    Account.status == "lost", every other status counts as kept. Every rule is counted on its
+    own (one_cue_per_label is switched off, so a keyword rule cannot hide an embedding rule of
+    the same label). lift = hit rate in lost / hit rate in kept, None where no kept account is hit.
+    """
+    from sqlalchemy import select
+
+    from pipeline import store
+
+    options = replace(options, one_cue_per_label=False)
+    status = dict(session.execute(select(store.Account.id, store.Account.status)).all())
+    segments = session.execute(
+        select(store.Call.account_id, store.Call.language, store.Call.duration, store.Segment.idx,
+               store.Segment.speaker, store.Segment.start, store.Segment.end, store.Segment.text)
+        .join(store.Segment, store.Segment.call_id == store.Call.id)
+        .where(store.Call.account_id.is_not(None))
+        .order_by(store.Call.id, store.Segment.idx)
+        .execution_options(yield_per=chunk))
+    hits: dict[str, set] = {r.name: set() for r in pack.rules}
+    accounts: set = set()
+    for rows in segments.partitions():  # `chunk` segments at a time: memory stays bounded
+        utts = [Utterance(r.text, r.speaker, (r.language or "en").split("-")[0], r.start, r.end,
+                          r.duration, r.idx) for r in rows]
+        owner = [r.account_id for r in rows]
+        accounts.update(owner)
+        for account, cues in zip(owner, detect_utterances(utts, pack, nlp, embedder, cache, options)):
+            for c in cues:
+                hits[c.rule].add(account)
+    lost = {a for a in accounts if status.get(a) == "lost"}
+    kept = accounts - lost
+    out = []
+    for rule in pack.rules:
+        h = hits[rule.name]
+        in_lost = len(h & lost) / len(lost) if lost else 0.0
+        in_kept = len(h & kept) / len(kept) if kept else 0.0
+        out.append({"rule": rule.name, "label": rule.label, "version": rule.version,
+                    "accounts_hit": len(h), "hit_rate_lost": round(in_lost, 3),
+                    "hit_rate_kept": round(in_kept, 3),
+                    "lift": round(in_lost / in_kept, 2) if in_kept else None,
+                    "lost_accounts": len(lost), "kept_accounts": len(kept)})
+    return out

@@ -1,0 +1,355 @@
+"""The way a call travels: audio → transcript → redacted → cues → store → score → reminders → hint.
+
+`analyse_file` does the heavy, database-free part (decode, transcribe, redact, detect, coach
+metrics) and can run anywhere, e.g. in a Ray worker. `store_analysis` writes one call in one
+transaction: a call is either stored whole or not at all, and a second copy of the same audio
+(same sha256) is reported as a duplicate, never stored twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipeline import store
+from pipeline.errors import ChurnwatchError
+from pipeline.types import Cue, Transcript
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    account_id: str  # the CRM account the call belongs to
+    rep: str | None = None  # the rep's name as in the CRM
+    call_date: date | None = None  # defaults to today
+    store_transcript_cache: bool = True  # keep the transcript per audio hash, engine and model
+
+
+@dataclass
+class Toolkit:
+    """Everything loaded once per process and passed to every call: models, rules, policies."""
+
+    asr: Any  # pipeline.transcribe.ASR
+    transcribe_options: Any  # pipeline.transcribe.TranscribeOptions
+    pack: Any  # pipeline.rules.RulePack
+    nlp: dict  # language → spaCy pipeline
+    embedder: Any | None  # pipeline.embed.Embedder, or None to skip embedding rules
+    example_vectors: Any  # rule examples encoded once (pipeline.embed.InMemoryEmbeddingCache)
+    redact_options: Any  # pipeline.redact.RedactOptions
+    risk_model: Any  # pipeline.risk.RiskModel
+    policies: Any  # pipeline.policies.Policies (rules/reminders.yaml)
+    settings: Any  # pipeline.settings.Settings
+
+
+@dataclass
+class Analysis:
+    """What one recording yields before anything is stored."""
+
+    path: str
+    sha256: str
+    transcript: Transcript
+    cues: list[Cue]
+    metrics: dict[str, Any] | None
+    embeddings: dict[str, Any] = field(default_factory=dict)  # text → vector, for the cache
+
+
+@dataclass
+class IngestResult:
+    file: str
+    call_id: int | None = None
+    status: str = "ok"  # ok | duplicate | error
+    error: str | None = None
+    cues: list[dict[str, Any]] = field(default_factory=list)
+    hints: list[dict[str, Any]] = field(default_factory=list)
+    account_id: str | None = None
+    score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "call_id": self.call_id,
+            "status": self.status,
+            "error": self.error,
+            "cues": self.cues,
+            "hints": self.hints,
+        }
+
+
+def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
+    """Load the models and the rule pack once (the slow part of start-up)."""
+    from pipeline.cues import embeddings
+    from pipeline.cues import languages as nlp_mod
+    from pipeline.privacy import redact
+    from pipeline import reminders as remind
+    from pipeline.risk import score as risk
+    from pipeline.cues import rule_files as rules
+    from pipeline.speech import transcribe
+
+    options = transcribe.TranscribeOptions.from_settings(settings)
+    asr = transcribe.load_asr(options, settings.models_dir)
+    pack = rules.load_pack(settings.rules_dir / "cues")
+    nlp = nlp_mod.load_nlp()
+    embedder = None
+    example_vectors = embeddings.InMemoryEmbeddingCache()
+    embedding_rules = [r for r in pack.rules if r.type == "embedding"]
+    if with_embeddings and embedding_rules:
+        embedder = embeddings.load_embedder(name=settings.embedding_model)
+        examples = [t for r in embedding_rules for t in (*r.examples, *r.counter_examples)]
+        embeddings.encode(examples, embedder, example_vectors)
+    return Toolkit(
+        asr=asr,
+        transcribe_options=options,
+        pack=pack,
+        nlp=nlp,
+        embedder=embedder,
+        example_vectors=example_vectors,
+        redact_options=redact.RedactOptions(),
+        risk_model=risk.load_risk_model(settings.rules_dir, settings.models_dir),
+        policies=remind.load_policies(settings.rules_dir / "reminders.yaml"),
+        settings=settings,
+    )
+
+
+def cache_key(options) -> str:
+    """The transcription options besides engine and model that change a transcript."""
+    return f"rep={options.rep_channel};ml={options.multilingual_model};vad={options.vad};beam={options.beam_size}"
+
+
+def rule_hash(rule) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(rule.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def cached_transcript(session: Session, sha256: str, options) -> Transcript | None:
+    row = session.scalar(
+        select(store.TranscriptCache).where(
+            store.TranscriptCache.audio_sha256 == sha256,
+            store.TranscriptCache.engine == options.engine,
+            store.TranscriptCache.model == options.model,
+            store.TranscriptCache.options_key == cache_key(options),
+        )
+    )
+    return Transcript.from_dict(row.transcript) if row else None
+
+
+def analyse_file(path: Path, kit: Toolkit, transcript: Transcript | None = None,
+                 sha256: str | None = None) -> Analysis:
+    """Decode, transcribe (unless a cached transcript is given), redact, detect, measure."""
+    from pipeline.speech import audio
+    from pipeline.coach import metrics as coach
+    from pipeline.cues import detect
+    from pipeline.privacy import redact
+    from pipeline.speech import transcribe
+
+    sha256 = sha256 or audio.audio_sha256(path)
+    if transcript is None:
+        transcript = transcribe.transcribe(path, kit.asr, kit.transcribe_options)
+    transcript = redact.redact_transcript(transcript, kit.redact_options)
+    cache = kit.example_vectors.copy()  # the rules' examples are not encoded again per call
+    cues = detect.detect(transcript, kit.pack, kit.nlp, embedder=kit.embedder, cache=cache)
+    cues = [redact.redact_cue(c, kit.redact_options) for c in cues]
+    metrics = coach.call_metrics(transcript, kit.nlp.get(transcript.language)).to_dict()
+    vectors = {}
+    if kit.embedder is not None:
+        vectors = cache.get_many([s.text for s in transcript.segments], kit.embedder.name)
+    return Analysis(str(path), sha256, transcript, cues, metrics, vectors)
+
+
+def _call_datetime(day: date | None) -> datetime:
+    day = day or datetime.now(timezone.utc).date()
+    return datetime.combine(day, time(12, 0), tzinfo=timezone.utc)
+
+
+def store_analysis(session: Session, analysis: Analysis, options: IngestOptions, kit: Toolkit) -> IngestResult:
+    """Write one analysed call with its segments, cues and reminders; commit once.
+
+    Returns status "duplicate" (and stores nothing) when the same audio is already stored.
+    """
+    from pipeline import reminders as remind
+    from pipeline.risk import score as risk
+
+    result = IngestResult(file=analysis.path, account_id=options.account_id)
+    existing = session.scalar(select(store.Call).where(store.Call.audio_sha256 == analysis.sha256))
+    if existing is not None:
+        result.status, result.call_id = "duplicate", existing.id
+        return result
+
+    transcript = analysis.transcript
+    account = store.get_or_create_account(session, options.account_id)
+    rep = store.get_or_create_rep(session, options.rep)
+    if account.rep_id is None and rep is not None:
+        account.rep_id = rep.id
+    call_dt = _call_datetime(options.call_date)
+
+    risk_model = kit.risk_model
+    risk_before = risk.score_account(session, account.id, call_dt.date(), risk_model)
+
+    call = store.Call(
+        audio_sha256=analysis.sha256,
+        source=analysis.path,
+        account_id=account.id,
+        rep_id=rep.id if rep else None,
+        call_date=call_dt,
+        duration=transcript.duration,
+        language=transcript.language,
+        channel_layout=transcript.channel_layout,
+        engine=transcript.engine,
+        model=transcript.model,
+        status="done",
+        metrics=analysis.metrics,
+    )
+    for i, seg in enumerate(transcript.segments):
+        call.segments.append(
+            store.Segment(
+                idx=i,
+                speaker=seg.speaker,
+                channel=seg.channel,
+                start=seg.start,
+                end=seg.end,
+                text=seg.text,
+                avg_logprob=seg.avg_logprob,
+                speaker_confidence=seg.speaker_confidence,
+                words=[w.__dict__ for w in seg.words],
+            )
+        )
+    session.add(call)
+    session.flush()
+    for cue in analysis.cues:
+        seg_row = call.segments[cue.segment_index] if cue.segment_index is not None else None
+        session.add(
+            store.Cue(
+                call_id=call.id,
+                segment_id=seg_row.id if seg_row else None,
+                rule_name=cue.rule,
+                rule_version=cue.rule_version,
+                label=cue.label,
+                start=cue.start,
+                end=cue.end,
+                speaker=cue.speaker,
+                quote=cue.quote,
+                score=cue.score,
+                why=cue.why,
+            )
+        )
+    record_rules(session, kit.pack, {(c.rule, c.rule_version) for c in analysis.cues})
+    if analysis.embeddings and kit.embedder is not None:
+        store.DbEmbeddingCache(session).put_many(analysis.embeddings, kit.embedder.name)
+    session.flush()
+
+    risk_after = risk.score_account(session, account.id, call_dt.date(), risk_model)
+    risk.save_score(session, risk_after)
+    policies = kit.policies
+    reminders = remind.plan_after_call(
+        session,
+        account_id=account.id,
+        rep_id=rep.id if rep else None,
+        call_date=call_dt,
+        cues=analysis.cues,
+        segments=transcript.segments,
+        risk_before=risk_before,
+        risk_after=risk_after,
+        policies=policies,
+        now=call_dt,
+        call_id=call.id,
+        language=transcript.language,
+    )
+    hint = remind.post_call_hint(account, call, analysis.cues, risk_before, risk_after, reminders,
+                                 policies=policies)
+
+    result.call_id = call.id
+    result.score = risk_after.score
+    result.cues = [
+        {k: c.to_dict()[k] for k in ("label", "rule", "rule_version", "start", "end", "speaker", "quote", "score")}
+        for c in analysis.cues
+    ]
+    result.hints = [{**hint.to_dict(), "text": hint.render()}]
+    return result
+
+
+def record_rules(session: Session, pack, used: set[tuple[str, int]]) -> None:
+    """Keep the definition of every rule version that produced a stored cue."""
+    for rule in pack.rules:
+        if (rule.name, rule.version) not in used:
+            continue
+        digest = rule_hash(rule)
+        exists = session.scalar(
+            select(store.Rule.id).where(
+                store.Rule.name == rule.name,
+                store.Rule.version == rule.version,
+                store.Rule.content_hash == digest,
+            )
+        )
+        if exists is None:
+            session.add(
+                store.Rule(
+                    name=rule.name,
+                    version=rule.version,
+                    kind=rule.type,
+                    label=rule.label,
+                    content_hash=digest,
+                    definition=rule.model_dump(mode="json"),
+                )
+            )
+
+
+STORE_ATTEMPTS = 3  # a store that collides with a concurrent run's new rows is retried this often
+
+
+def ingest_file(engine, path: Path, kit: Toolkit, options: IngestOptions) -> IngestResult:
+    """Analyse and store one recording; any user-fixable problem becomes status "error"."""
+    from pipeline.speech import audio
+
+    try:
+        sha256 = audio.audio_sha256(path)
+        with store.session_scope(engine) as session:
+            dup = session.scalar(select(store.Call.id).where(store.Call.audio_sha256 == sha256))
+            transcript = None if dup else cached_transcript(session, sha256, kit.transcribe_options)
+        if dup:
+            return IngestResult(file=str(path), call_id=dup, status="duplicate", account_id=options.account_id)
+        fresh = transcript is None
+        # an absolute path: a name starting with "-" must not reach ffmpeg as an option
+        analysis = analyse_file(Path(path).absolute(), kit, transcript=transcript, sha256=sha256)
+        if fresh and options.store_transcript_cache:
+            save_transcript_cache(engine, sha256, kit.transcribe_options, analysis.transcript)
+        for _ in range(STORE_ATTEMPTS):
+            try:
+                with store.session_scope(engine) as session:
+                    result = store_analysis(session, analysis, options, kit)
+                result.file = str(path)
+                return result
+            except IntegrityError:
+                with store.session_scope(engine) as session:
+                    dup = session.scalar(select(store.Call.id).where(store.Call.audio_sha256 == sha256))
+                if dup is not None:  # another process stored the same audio a moment ago
+                    return IngestResult(file=str(path), call_id=dup, status="duplicate",
+                                        account_id=options.account_id)
+                # another process created the same account, rep or day's score row: try again
+        return IngestResult(file=str(path), status="error", account_id=options.account_id,
+                            error=f"{path}: could not store the call after {STORE_ATTEMPTS} tries "
+                                  "(concurrent writers); run the ingest again.")
+    except ChurnwatchError as e:
+        return IngestResult(file=str(path), status="error", error=str(e), account_id=options.account_id)
+
+
+def save_transcript_cache(engine, sha256: str, options, transcript: Transcript) -> None:
+    """Keep the (already redacted) transcript so a re-run never transcribes the same audio twice."""
+    try:
+        with store.session_scope(engine) as session:
+            session.add(
+                store.TranscriptCache(
+                    audio_sha256=sha256,
+                    engine=options.engine,
+                    model=options.model,
+                    options_key=cache_key(options),
+                    transcript=transcript.to_dict(),
+                )
+            )
+    except IntegrityError:
+        pass  # cached by a concurrent run

@@ -1,0 +1,277 @@
+"""Finding PII in text: one detector per kind, each returning the character spans it found.
+
+The detectors check what they find: card numbers pass the Luhn check, IBANs the mod-97 check and
+their country's length, phone numbers come from `phonenumbers`' matcher (for the default regions
+in RedactOptions). Spoken forms are read too: digit words in English and German
+("four one one one", "null drei null"), "double four", "plus four nine", and addresses like
+"john dot smith at example dot com" or "max punkt mustermann ät firma punkt de".
+`pipeline.redact` runs them and replaces what they find.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import phonenumbers
+
+if TYPE_CHECKING:
+    from pipeline.privacy.redact import RedactOptions
+
+__all__ = [
+    "DETECTORS",
+    "find_cards",
+    "find_emails",
+    "find_ibans",
+    "find_phones",
+    "iban_ok",
+    "luhn_ok",
+]
+
+
+def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans with overlapping ones joined."""
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if merged and s < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+# --- card numbers and spoken digits -----------------------------------------------------------
+
+DIGIT_WORDS = {
+    # English
+    "zero": "0", "oh": "0", "nought": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    # German
+    "null": "0", "eins": "1", "zwei": "2", "zwo": "2", "drei": "3", "vier": "4", "fünf": "5",
+    "fuenf": "5", "sechs": "6", "sieben": "7", "acht": "8", "neun": "9",
+}  # fmt: skip
+REPEATS = {"double": 2, "triple": 3, "doppel": 2}
+_NUM_TOKEN = re.compile(
+    r"(?<!\w)(?:\+?[0-9]+|plus|"
+    + "|".join(sorted([*DIGIT_WORDS, *REPEATS], key=len, reverse=True))
+    + r")(?!\w)",
+    re.IGNORECASE,
+)
+_NUM_GAP = re.compile(r"\s*[-–,./]?\s*")  # what may stand between two groups of one number
+
+
+@dataclass
+class _Group:
+    start: int
+    end: int
+    digits: str  # "+" for a leading plus
+    spoken: bool
+
+
+def _digit_runs(text: str) -> list[list[_Group]]:
+    """Runs of digit groups and digit words, e.g. "4111 1111", "oh two oh, seven nine"."""
+    runs: list[list[_Group]] = []
+    pending_repeat: tuple[int, int] | None = None  # (start, times) of a "double"
+    prev_end = -1
+    for m in _NUM_TOKEN.finditer(text):
+        word = m.group().lower()
+        joined = prev_end >= 0 and _NUM_GAP.fullmatch(text, prev_end, m.start()) is not None
+        if not joined:
+            runs.append([])
+            pending_repeat = None
+        prev_end = m.end()
+        if word in REPEATS:
+            pending_repeat = (m.start(), REPEATS[word])
+            continue
+        spoken = word in DIGIT_WORDS or word == "plus"
+        digits = DIGIT_WORDS.get(word) or ("+" if word == "plus" else word)
+        start = m.start()
+        if pending_repeat and len(digits) == 1:
+            start, digits = pending_repeat[0], digits * pending_repeat[1]
+        pending_repeat = None
+        runs[-1].append(_Group(start, m.end(), digits, spoken))
+    return [r for r in runs if r]
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _windows(run: list[_Group], lo: int, hi: int):
+    """Every stretch of whole groups holding lo..hi digits: (first, last, digits)."""
+    for i in range(len(run)):
+        digits = ""
+        for j in range(i, len(run)):
+            digits += run[j].digits
+            n = len(digits.lstrip("+"))
+            if n > hi or ("+" in digits[1:]):
+                break
+            if n >= lo:
+                yield i, j, digits
+
+
+def find_cards(text: str, options: RedactOptions) -> list[tuple[int, int]]:
+    spans = []
+    for run in _digit_runs(text):
+        if not options.spoken and any(g.spoken for g in run):
+            continue
+        # every Luhn-valid stretch of 13-19 digits; their union, so no part of a card survives
+        for i, j, digits in _windows(run, 13, 19):
+            if "+" not in digits and luhn_ok(digits):
+                spans.append((run[i].start, run[j].end))
+    return spans
+
+
+def _find_spoken_phones(text: str, options: RedactOptions) -> list[tuple[int, int]]:
+    """Phone numbers read out digit by digit ("oh two oh seven ..."), which the matcher misses."""
+    spans = []
+    for run in _digit_runs(text):
+        if not any(g.spoken for g in run):
+            continue
+        for i, j, digits in _windows(run, max(options.phone_min_digits, 5), 15):
+            if any(g.spoken for g in run[i : j + 1]) and _valid_phone(digits, options.regions):
+                spans.append((run[i].start, run[j].end))
+    return spans
+
+
+def _valid_phone(digits: str, regions: tuple[str, ...]) -> bool:
+    for region in regions:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(digits, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            pass
+    return False
+
+
+_DIGIT_STRETCH = re.compile(r"\d(?:[^\w]{0,4}\d)+")  # digits close enough to be one number
+_MATCHER_MARGIN = 24  # characters of context the matcher sees either side of such a stretch
+
+
+def find_phones(text: str, options: RedactOptions) -> list[tuple[int, int]]:
+    # the matcher is slow: run it only around stretches of digits long enough to be a number
+    windows = merge_spans([
+        (max(0, m.start() - _MATCHER_MARGIN), m.end() + _MATCHER_MARGIN)
+        for m in _DIGIT_STRETCH.finditer(text)
+        if sum(c.isdigit() for c in m.group()) >= options.phone_min_digits
+    ])  # fmt: skip
+    leniency = getattr(phonenumbers.Leniency, options.phone_leniency.upper())
+    spans = []
+    for lo, hi in windows:
+        for region in options.regions:
+            for m in phonenumbers.PhoneNumberMatcher(text[lo:hi], region, leniency=leniency):
+                if sum(ch.isdigit() for ch in m.raw_string) >= options.phone_min_digits:
+                    spans.append((lo + m.start, lo + m.end))
+    if options.spoken:
+        spans += _find_spoken_phones(text, options)
+    return spans
+
+
+# --- IBAN -------------------------------------------------------------------------------------
+
+# IBAN length per country (the SWIFT IBAN registry); other letter pairs are not IBANs.
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
+    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
+    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}")
+_IBAN_SEP = " -"
+
+
+def iban_ok(compact: str) -> bool:
+    compact = compact.upper()
+    if not compact.isalnum() or not compact.isascii():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def find_ibans(text: str, options: RedactOptions) -> list[tuple[int, int]]:
+    spans = []
+    for m in _IBAN_START.finditer(text):
+        # walk on over letters and digits, allowing one space or dash between characters
+        ends: list[int] = []  # ends[k]: end offset after k+5 characters
+        compact, pos = m.group(), m.end()
+        while len(compact) < 34:
+            if pos < len(text) and text[pos].isascii() and text[pos].isalnum():
+                compact += text[pos]
+                pos += 1
+            elif (
+                pos + 1 < len(text)
+                and text[pos] in _IBAN_SEP
+                and text[pos + 1].isascii()
+                and text[pos + 1].isalnum()
+            ):
+                pos += 1
+                continue
+            else:
+                break
+            ends.append(pos)
+        n = IBAN_LENGTHS.get(compact[:2].upper(), 0)
+        if not 0 <= n - 5 < len(ends) or (ends[n - 5] < len(text) and text[ends[n - 5]].isalnum()):
+            continue  # not a country, too short, or the IBAN would end inside a word
+        bban = compact[4:n]
+        # mostly digits (words that follow an "AB12" must not make up an IBAN), and the checksum
+        if 2 * sum(c.isdigit() for c in bban) >= len(bban) and iban_ok(compact[:n]):
+            spans.append((m.start(), ends[n - 5]))
+    return spans
+
+
+# --- e-mail -----------------------------------------------------------------------------------
+
+_SPOKEN_DOT = r"\s+(?:dot|punkt)\s+"
+_ATOM = r"[\w%+\-]+"
+_LOCAL = rf"{_ATOM}(?:(?:\.|{_SPOKEN_DOT}|\s+(?:underscore|unterstrich|dash|hyphen|bindestrich)\s+){_ATOM})*"
+_AT = r"(?P<at>\s*@\s*|\s+(?:at|ät|klammeraffe)\s+)"
+_LABEL = r"[^\W_](?:[\w\-]*[^\W_])?"
+SPOKEN_TLDS = (
+    "com", "org", "net", "edu", "gov", "info", "biz", "io", "co", "ai", "app", "dev", "eu", "uk",
+    "us", "ca", "au", "de", "at", "ch", "fr", "it", "es", "nl", "be", "pl", "se", "dk", "no", "ie",
+)  # fmt: skip
+_EMAIL = re.compile(
+    rf"(?<![\w.+\-'’])(?P<local>{_LOCAL}){_AT}{_LABEL}(?:(?:\.|{_SPOKEN_DOT}){_LABEL})*"
+    rf"(?:\.[A-Za-z]{{2,24}}|{_SPOKEN_DOT}(?:{'|'.join(SPOKEN_TLDS)}))(?![\w\-])",
+    re.IGNORECASE,
+)
+# Words that stand before a spoken "at" without being an address: "meet me at google dot com".
+NOT_LOCAL = frozenset({
+    "i", "me", "you", "he", "him", "she", "her", "it", "we", "us", "they", "them", "is", "are",
+    "was", "were", "be", "been", "look", "looking", "looked", "meet", "here", "there", "home",
+    "work", "office", "that", "this", "reach", "call", "email", "mail", "write", "contact", "find",
+    "see", "visit", "sign", "signed", "log", "logged", "buy", "bought", "order", "ordered", "book",
+    "booked", "check", "based", "located", "hosted", "live",
+    "ich", "mich", "dich", "uns", "sie", "ihn", "ihr", "es", "wir",
+})  # fmt: skip
+
+
+def find_emails(text: str, options: RedactOptions) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    while (m := _EMAIL.search(text, pos)) is not None:
+        spoken_at = "@" not in m.group("at")
+        if not options.spoken and (spoken_at or re.search(_SPOKEN_DOT, m.group(), re.IGNORECASE)):
+            pos = m.start() + 1
+            continue
+        if spoken_at and m.group("local").lower() in NOT_LOCAL:
+            pos = m.start() + 1  # try again from the next word: "email me at john dot ..."
+            continue
+        spans.append((m.start(), m.end()))
+        pos = m.end()
+    return spans
+
+
+DETECTORS = {"email": find_emails, "iban": find_ibans, "card": find_cards, "phone": find_phones}

@@ -1,0 +1,216 @@
+"""Reminder policies: the schema of rules/reminders.yaml, loading with line numbers, env overrides.
+
+`load_policies(path)` validates the file with pydantic and raises `RuleError(path, message,
+line)` naming the field and the bad value; environment variables (CHURNWATCH_WEBHOOK_URL,
+CHURNWATCH_SMTP_HOST ...) override the delivery targets so secrets stay out of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.errors import RuleError
+from pipeline.cues.rule_files import read_yaml
+from pipeline.types import CUE_LABELS
+
+__all__ = ["PRIORITIES", "REASONS", "Policies", "Policy", "load_policies"]
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+# reasons that are not cue labels
+REASONS = ("risk_threshold", "silence", "customer_request")
+_PLACEHOLDERS = {"account", "due", "when", "quote"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Policy(_Strict):
+    title: dict[str, str]  # short name per language; "en" required
+    due_in_days: Annotated[int, Field(ge=0, le=365)]
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    escalate: bool = False  # copy the rep's manager
+    closed_by_contact: bool = True  # a reached call logged in the CRM closes it
+    action: dict[str, str]  # suggested action per language; "en" required
+
+    @field_validator("title", "action")
+    @classmethod
+    def _texts(cls, value: dict[str, str]) -> dict[str, str]:
+        if "en" not in value:
+            raise ValueError("needs an English text (key `en`); other languages are optional")
+        for lang, text in value.items():
+            names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            unknown = names - _PLACEHOLDERS
+            if unknown:
+                raise ValueError(
+                    f"{lang}: unknown placeholder {{{sorted(unknown)[0]}}}; "
+                    f"use {', '.join('{' + p + '}' for p in sorted(_PLACEHOLDERS))}"
+                )
+        return value
+
+    def text(self, field: str, language: str | None) -> str:
+        texts = getattr(self, field)
+        return texts.get(language or "en") or texts["en"]
+
+
+class SilencePolicy(Policy):
+    after_days: Annotated[int, Field(ge=1, le=3650)] = 30  # no contact for this many days
+
+
+class FollowUp(_Strict):
+    max_unanswered: Annotated[int, Field(ge=1, le=50)] = 3
+    retry_after_days: Annotated[int, Field(ge=1, le=90)] = 2
+    nurture_every_days: Annotated[int, Field(ge=1, le=365)] = 14
+    nurture_attempts: Annotated[int, Field(ge=0, le=50)] = 2
+    unanswered_outcomes: list[str] = ["unanswered", "no_reply", "no_answer", "no-answer"]
+    reached_outcomes: list[str] = ["reached", "connected", "completed", "answered"]
+
+
+class Smtp(_Strict):
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 25
+    sender: str = "churnwatch@localhost"
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None  # only from CHURNWATCH_SMTP_PASSWORD, never the file
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
+
+
+class RepTarget(_Strict):
+    email: str | None = None
+    language: str | None = None
+
+
+class Delivery(_Strict):
+    webhook_url: str | None = None
+    manager_webhook_url: str | None = None
+    manager_email: str | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 6
+    backoff_seconds: Annotated[float, Field(ge=0, le=86400)] = 60
+    smtp: Smtp = Smtp()
+    reps: dict[str, RepTarget] = {}
+
+
+class Policies(_Strict):
+    version: Literal[1] = 1
+    default_language: str = "en"
+    due_hour: Annotated[int, Field(ge=0, le=23)] = 9
+    skip_weekends: bool = True
+    cues: dict[str, Policy] = {}
+    risk_threshold: Policy
+    silence: SilencePolicy
+    customer_request: Policy
+    follow_up: FollowUp = FollowUp()
+    delivery: Delivery = Delivery()
+
+    @field_validator("cues")
+    @classmethod
+    def _labels(cls, value: dict[str, Policy]) -> dict[str, Policy]:
+        for label in value:
+            if label not in CUE_LABELS:
+                raise ValueError(f"unknown cue label {label!r}; valid labels: {', '.join(CUE_LABELS)}")
+        return value
+
+    def policy(self, reason: str) -> Policy | None:
+        """The policy behind a reminder reason (a cue label, risk_threshold, silence ...)."""
+        if reason in REASONS:
+            return getattr(self, reason)
+        return self.cues.get(reason)
+
+
+# environment variable → (path in delivery, type)
+ENV_OVERRIDES = {
+    "CHURNWATCH_WEBHOOK_URL": (("webhook_url",), str),
+    "CHURNWATCH_MANAGER_WEBHOOK_URL": (("manager_webhook_url",), str),
+    "CHURNWATCH_MANAGER_EMAIL": (("manager_email",), str),
+    "CHURNWATCH_SMTP_HOST": (("smtp", "host"), str),
+    "CHURNWATCH_SMTP_PORT": (("smtp", "port"), int),
+    "CHURNWATCH_SMTP_FROM": (("smtp", "sender"), str),
+    "CHURNWATCH_SMTP_STARTTLS": (("smtp", "starttls"), bool),
+    "CHURNWATCH_SMTP_USER": (("smtp", "username"), str),
+    "CHURNWATCH_SMTP_PASSWORD": (("smtp", "password"), str),
+}
+
+
+def _lines(node, path=(), out=None) -> dict[tuple, int]:
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _lines(value, path + (getattr(key, "value", None),), out)
+            out[path + (getattr(key, "value", None),)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, path + (i,), out)
+    return out
+
+
+def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    path, best = (), lines.get(())
+    for part in loc:
+        if path + (part,) in lines:
+            path = path + (part,)
+            best = lines[path]
+    return best
+
+
+def _apply_env(data: dict, env: Mapping[str, str], path: Path) -> None:
+    delivery = data.setdefault("delivery", {}) or {}
+    data["delivery"] = delivery
+    for name, (keys, kind) in ENV_OVERRIDES.items():
+        raw = env.get(name)
+        if not raw:
+            continue
+        if kind is int:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise RuleError(path, f"{name}={raw!r} must be a whole number (a port).") from None
+        elif kind is bool:
+            value = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            value = raw
+        target = delivery
+        for key in keys[:-1]:
+            target = target.setdefault(key, {}) or {}
+            delivery[key] = target
+        target[keys[-1]] = value
+
+
+def load_policies(path: Path, env: Mapping[str, str] | None = None) -> Policies:
+    """Read and validate rules/reminders.yaml; `env` (default os.environ) overrides targets."""
+    path = Path(path)
+    env = os.environ if env is None else env
+    data, node = read_yaml(path, " Create it from the default rules/reminders.yaml.")
+    if not isinstance(data, dict) or node is None:
+        raise RuleError(path, "expected a mapping with cues:, risk_threshold:, silence:, "
+                        "customer_request:, follow_up: and delivery: at the top.", 1)
+    if isinstance((data.get("delivery") or {}).get("smtp"), dict) and "password" in data["delivery"]["smtp"]:
+        raise RuleError(path, "delivery.smtp.password: do not keep passwords in this file; "
+                        "set CHURNWATCH_SMTP_PASSWORD instead.",
+                        _line_for(("delivery", "smtp", "password"), _lines(node)))
+    _apply_env(data, env, path)
+    try:
+        return Policies.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "file"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; check the spelling against the comments in the default file"
+        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+        if len(got) > 100:
+            got = ""
+        lines = _lines(node)
+        key = msg.split(":", 1)[0]  # a per-language text error names its language first
+        if loc + (key,) in lines:
+            loc, got = loc + (key,), ""
+        raise RuleError(path, f"{where}: {msg}{got}.", _line_for(loc, lines)) from None

@@ -1,0 +1,268 @@
+"""The tables of the store: SQLAlchemy 2.0 typed ORM classes, one per table.
+
+The schema itself is created and migrated by Alembic (`pipeline/store/migrations`); a change here
+needs a migration there.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware timestamp on every backend (SQLite drops the zone; we put UTC back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Rep(Base):
+    __tablename__ = "reps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # the CRM's account id
+    name: Mapped[str | None] = mapped_column(String(300))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | lost
+    created_on: Mapped[date | None] = mapped_column(Date)
+    lost_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rep: Mapped[Rep | None] = relationship()
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("account_id", "email", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(320))
+    role: Mapped[str | None] = mapped_column(String(200))
+    added_on: Mapped[date | None] = mapped_column(Date)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    audio_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str | None] = mapped_column(Text)  # path or URL of the recording; None once purged
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"), index=True)
+    call_date: Mapped[datetime | None]
+    duration: Mapped[float | None] = mapped_column(Float)
+    language: Mapped[str | None] = mapped_column(String(10))
+    channel_layout: Mapped[str | None] = mapped_column(String(10))  # stereo | mono
+    engine: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str | None] = mapped_column(String(100))
+    # pending → done, or error (with error set); purged once retention removed the transcript
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any] | None]  # coaching metrics of the call (coach.py)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    account: Mapped[Account | None] = relationship()
+    rep: Mapped[Rep | None] = relationship()
+    segments: Mapped[list[Segment]] = relationship(
+        back_populates="call", cascade="all, delete-orphan", order_by="Segment.idx"
+    )
+    cues: Mapped[list[Cue]] = relationship(back_populates="call", cascade="all, delete-orphan")
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("call_id", "idx"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)  # position in the transcript
+    speaker: Mapped[str | None] = mapped_column(String(20))  # rep | customer | None
+    channel: Mapped[int | None] = mapped_column(Integer)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    avg_logprob: Mapped[float | None] = mapped_column(Float)
+    speaker_confidence: Mapped[float | None] = mapped_column(Float)
+    words: Mapped[list[Any]] = mapped_column(default=list)  # [{"word","start","end","probability"}]
+    call: Mapped[Call] = relationship(back_populates="segments")
+
+
+class Rule(Base):
+    """Every version of every rule that ever produced a cue, so a cue can be traced to its rule."""
+
+    __tablename__ = "rules"
+    __table_args__ = (UniqueConstraint("name", "version", "content_hash"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))  # keyword | embedding
+    label: Mapped[str] = mapped_column(String(100))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Cue(Base):
+    __tablename__ = "cues"
+    __table_args__ = (UniqueConstraint("call_id", "segment_id", "rule_name", "rule_version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    rule_name: Mapped[str] = mapped_column(String(200))
+    rule_version: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(100), index=True)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    speaker: Mapped[str | None] = mapped_column(String(20))
+    quote: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)
+    why: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    call: Mapped[Call] = relationship(back_populates="cues")
+
+
+class TranscriptCache(Base):
+    """A transcript per audio hash, engine and model: re-ingesting never re-transcribes."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (UniqueConstraint("audio_sha256", "engine", "model", "options_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    audio_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    engine: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(100))
+    options_key: Mapped[str] = mapped_column(String(64), default="")  # e.g. rep channel
+    transcript: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UtteranceEmbedding(Base):
+    """Sentence embeddings per text and model, so a rule edit re-scans without re-encoding."""
+
+    __tablename__ = "utterance_embeddings"
+    __table_args__ = (UniqueConstraint("text_sha256", "model"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+class CrmEvent(Base):
+    """One row of a CRM export: an order, activity, support case or contact change."""
+
+    __tablename__ = "crm_events"
+    __table_args__ = (
+        UniqueConstraint("source_key"),
+        Index("ix_crm_events_account_kind_time", "account_id", "kind", "occurred_on"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # order | activity | support | contact
+    occurred_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[float | None] = mapped_column(Float)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # a stable hash of (kind, natural key): re-importing the same row changes nothing
+    source_key: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Feature(Base):
+    __tablename__ = "features"
+    __table_args__ = (UniqueConstraint("account_id", "name", "as_of"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    as_of: Mapped[date] = mapped_column(Date)
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class RiskScore(Base):
+    __tablename__ = "risk_scores"
+    __table_args__ = (UniqueConstraint("account_id", "as_of", "model_version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    score: Mapped[float] = mapped_column(Float)  # 0-100
+    threshold: Mapped[float] = mapped_column(Float)
+    flagged: Mapped[bool] = mapped_column(default=False)
+    model_version: Mapped[str] = mapped_column(String(100))
+    contributions: Mapped[dict[str, Any]] = mapped_column(default=dict)  # factor → log-odds
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reminder(Base):
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_account_reason_status", "account_id", "reason", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
+    reason: Mapped[str] = mapped_column(String(100))  # policy name, e.g. competitor_mention
+    message: Mapped[str] = mapped_column(Text, default="")
+    due: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | done | snoozed | dropped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deliveries: Mapped[list[Outbox]] = relationship(back_populates="reminder")
+
+
+class Outbox(Base):
+    """Messages waiting to be delivered; a failed delivery stays here to be retried."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(20))  # webhook | email
+    target: Mapped[str] = mapped_column(Text)  # URL or address
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reminder: Mapped[Reminder | None] = relationship(back_populates="deliveries")
