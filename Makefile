@@ -11,7 +11,9 @@ STAMP  := $(VENV)/.churnwatch-installed
 demo: setup
 	$(BIN)/churnwatch demo
 
+# The import contract (pyproject.toml [tool.importlinter]) first, then the tests.
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 setup: system-packages $(STAMP) models

@@ -2,7 +2,7 @@
 
     python bench/diarize.py [--data ../shared/data]
 
-No ASR: `pipeline.diarize` runs on each recording's speech regions and every 10 ms where exactly
+No ASR: `pipeline.speech.diarize` runs on each recording's speech regions and every 10 ms where exactly
 one reference speaker talks is checked against the turn there (overlaps are left out, as
 diarization error rate does with a collar of 0). Recordings: the dev calls' mono mixes
 (calls_dev/*.mono.mp3, reference turns from truth.json) and the real clips (real/*.wav with

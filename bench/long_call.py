@@ -5,7 +5,7 @@
 
 Builds the file with ffmpeg (a sample call looped to the length asked, FLAC, in a temp folder),
 runs `churnwatch transcribe FILE --json` in a child process and reads the child's peak resident
-memory (ru_maxrss). Decoding goes 10 minutes at a time (pipeline.audio), so memory should not
+memory (ru_maxrss). Decoding goes 10 minutes at a time (pipeline.speech.audio), so memory should not
 grow with the length: the number to watch is peak RSS against the 20-minute run. Writes
 bench/results/long_call.json (one entry per length and layout, newest run wins).
 """

@@ -1,7 +1,9 @@
 """Shared fixtures: databases on every backend, the project's paths, and the shared data set.
 
-Backends: SQLite always; PostgreSQL when CHURNWATCH_TEST_POSTGRES_URL points at a server
-(`.ci/run` sets it). Each PostgreSQL test gets a database of its own, created and dropped here,
+Backends: SQLite always; PostgreSQL at CHURNWATCH_TEST_POSTGRES_URL (`.ci/run` sets it) or, when
+that is not set, a local server on 127.0.0.1:5432 if one answers (so `make test` on a developer's
+machine runs the PostgreSQL twins without exporting anything); otherwise those tests skip with
+the reason. Each PostgreSQL test gets a database of its own, created and dropped here,
 so runs never see each other's rows.
 """
 
@@ -16,6 +18,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CHURNWATCH_SHARED", ROOT.parent / "shared"))
 PG_ENV = "CHURNWATCH_TEST_POSTGRES_URL"
+LOCAL_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+_found_pg: list[str | None] = []
+
+
+def _postgres_base() -> tuple[str | None, str]:
+    """The server URL to create test databases on, or None with the reason to skip."""
+    if os.environ.get(PG_ENV):
+        return os.environ[PG_ENV], ""
+    if not _found_pg:  # look for a local server once per run
+        try:
+            import psycopg
+
+            psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2).close()
+            _found_pg.append(LOCAL_PG)
+        except Exception:
+            _found_pg.append(None)
+    if _found_pg[0]:
+        return _found_pg[0], ""
+    return None, (f"PostgreSQL tests need a server: set {PG_ENV} (e.g. {LOCAL_PG}); "
+                  "none answered on 127.0.0.1:5432")
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +56,9 @@ def shared_data() -> Path:
 
 def _postgres_database():
     """Create a throw-away PostgreSQL database; yield its URL; drop it."""
-    base = os.environ.get(PG_ENV)
+    base, reason = _postgres_base()
     if not base:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV}, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        pytest.skip(reason)
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 

@@ -10,16 +10,9 @@ from datetime import UTC, date, datetime
 import dbreset
 import pytest
 
-from pipeline.coach.metrics import (
-    CallMetrics,
-    CoachOptions,
-    call_metrics,
-    is_backchannel,
-    is_question,
-    is_question_plain,
-    load_call_metrics,
-    store_call_metrics,
-)
+from pipeline.coach.metrics import CallMetrics, CoachOptions, call_metrics
+from pipeline.coach.sentences import is_backchannel, is_question, is_question_plain
+from pipeline.coach.stored_metrics import load_call_metrics, store_call_metrics
 from pipeline.errors import ChurnwatchError
 from pipeline.coach.kept_vs_lost import (
     MiningOptions,

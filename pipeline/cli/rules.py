@@ -104,7 +104,7 @@ def rules_backtest(
     from sqlalchemy import select
 
     from pipeline import store
-    from pipeline.cues.detect import backtest
+    from pipeline.cues.backtest import backtest
 
     pack = _load_pack(rules)
     settings, engine = open_store(db, create=True)

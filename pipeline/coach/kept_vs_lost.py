@@ -20,7 +20,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.coach.metrics import CoachOptions, ensure_call_metrics
+from pipeline.coach.metrics import CoachOptions
+from pipeline.coach.stored_metrics import ensure_call_metrics
 from pipeline.errors import ChurnwatchError
 
 # metric key → (label, unit) for the tables and charts, in display order

@@ -1,8 +1,8 @@
 """Talk-pattern metrics of one call: talk ratio, monologues, questions, interactivity, patience.
 
-`call_metrics(transcript, nlp)` is a pure function over a `Transcript`; `store_call_metrics`
-keeps the result in `Call.metrics` and `ensure_call_metrics` fills in calls not measured yet.
-What many calls say together (per rep, lost vs kept accounts, charts) is in `pipeline.mining`.
+`call_metrics(transcript, nlp)` is a pure function over a `Transcript`; keeping the result with
+the stored call is `pipeline.coach.stored_metrics`.
+What many calls say together (per rep, lost vs kept accounts, charts) is in `pipeline.coach.kept_vs_lost`.
 
 How speech time is measured (the same way for a truth file and for an ASR transcript, so the two
 agree): each side's speech is the union of its word spans (the segment span where a segment has
@@ -18,7 +18,7 @@ between a speaker's sentences belong to their turn. Segments without a speaker a
   pieces, "launch. | Brilliant. | Thanks, Jess.", is not three backchannels): at most
   `backchannel_words` words within at most `interruption_s` seconds, and, from
   `backchannel_lexicon_from` words on, only acknowledgement words ("yeah", "right", "great",
-  "got it"; English and German lists in `pipeline.utterances`; other languages skip this test). The
+  "got it"; English and German lists in `pipeline.coach.sentences`; other languages skip this test). The
   word rules keep the definition stable where ASR word times clip a short reply ("Oh, that's
   brilliant": 1.5 s in the truth, 1.0 s of word spans) or ASR drops a word of it ("that's
   brilliant" is a clause, not an acknowledgement). One-word replies are judged by count and
@@ -31,7 +31,7 @@ between a speaker's sentences belong to their turn. Segments without a speaker a
   `patience_max_s` (a hold) are left out.
 - overlap (dual-channel only): seconds during which both sides' blocks run at once.
 - questions, fillers, words: counted per turn (consecutive segments of one side joined); what
-  counts as a question, a filler or a backchannel is defined in `pipeline.utterances`.
+  counts as a question, a filler or a backchannel is defined in `pipeline.coach.sentences`.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _patience(timeline, options: CoachOptions) -> list[float]:
     return pauses
 
 
-# --- questions and fillers (what counts as one: pipeline.utterances) --------------------------
+# --- questions and fillers (what counts as one: pipeline.coach.sentences) --------------------------
 
 
 def _turn_texts(transcript: Transcript) -> list[tuple[str, str]]:
@@ -324,57 +324,3 @@ def call_metrics(transcript: Transcript, nlp=None, options: CoachOptions = Coach
 
 
 # --- the store --------------------------------------------------------------------------------
-
-
-def transcript_from_call(call) -> Transcript:
-    """A Transcript rebuilt from a stored `store.Call` and its segment rows."""
-    from pipeline.types import Segment, Word
-
-    segments = [
-        Segment(start=r.start, end=r.end, text=r.text, speaker=r.speaker, channel=r.channel,
-                avg_logprob=r.avg_logprob, speaker_confidence=r.speaker_confidence,
-                words=[Word(**w) for w in (r.words or [])])
-        for r in call.segments
-    ]
-    duration = call.duration or max((s.end for s in segments), default=0.0)
-    return Transcript(language=call.language or "en", duration=duration, engine=call.engine or "",
-                      model=call.model or "", segments=segments, channel_layout=call.channel_layout or "mono")
-
-
-def store_call_metrics(session, call_id: int, metrics: CallMetrics) -> None:
-    """Keep a call's metrics in `Call.metrics` (the caller commits)."""
-    from pipeline.store import Call
-
-    call = session.get(Call, call_id)
-    if call is None:
-        raise ChurnwatchError(f"No call with id {call_id} in the database; list calls with: churnwatch coach report")
-    call.metrics = metrics.to_dict()
-    session.flush()
-
-
-def load_call_metrics(session, call_id: int) -> CallMetrics | None:
-    """The stored metrics of a call, or None when missing or of an older definition."""
-    from pipeline.store import Call
-
-    call = session.get(Call, call_id)
-    data = call.metrics if call is not None else None
-    if not data or data.get("version") != METRICS_VERSION:
-        return None
-    return CallMetrics.from_dict(data)
-
-
-def ensure_call_metrics(session, calls: list, nlp=None, options: CoachOptions = CoachOptions()) -> dict[int, CallMetrics]:
-    """Metrics per call id: stored ones as they are; missing or outdated ones computed from the
-    stored segments and stored. Calls without segments (pending, purged) are left out."""
-    out: dict[int, CallMetrics] = {}
-    for call in calls:
-        data = call.metrics
-        if data and data.get("version") == METRICS_VERSION:
-            out[call.id] = CallMetrics.from_dict(data)
-            continue
-        if not call.segments:
-            continue
-        metrics = call_metrics(transcript_from_call(call), nlp, options)
-        store_call_metrics(session, call.id, metrics)
-        out[call.id] = metrics
-    return out

@@ -11,7 +11,7 @@ negative orders. Re-importing a file changes nothing: each event has a `source_k
 hash of its kind and natural key (invoice id, case id) or of the whole normalised row. A bad row
 is reported with its line number and the import goes on with the good rows.
 
-Reading, column maps, dates and amounts live in `pipeline.crm_columns`; this module stores. A file
+Reading, column maps, dates and amounts live in `pipeline.crm.presets`; this module stores. A file
 is stored in batches: every row is parsed and checked first, the rows a batch already has in the
 store are loaded with one query, changed ones are updated and new ones written with one multi-row
 INSERT ... ON CONFLICT DO NOTHING (SQLite, PostgreSQL), so an import running beside another never
@@ -32,24 +32,12 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from pipeline.crm.presets import (
-    DATE_FIELDS,
-    DATE_ORDERS,
-    KINDS,
-    PRESETS,
-    decide_date_order,
-    parse_amount,
-    parse_date,
-    parse_map,
     read_rows,
-    resolve_columns,
-    slashed_parts,
 )
 from pipeline.errors import CsvRowError
 from pipeline.store import Account, Contact, CrmEvent, Rep
 
-__all__ = ["DATE_FIELDS", "DATE_ORDERS", "EVENT_KIND", "KINDS", "PRESETS", "ImportReport", "decide_date_order",
-           "import_csv", "parse_amount", "parse_date", "parse_map", "read_rows", "resolve_columns",
-           "slashed_parts", "source_key"]
+__all__ = ["EVENT_KIND", "ImportReport", "import_csv", "source_key"]
 
 EVENT_KIND = {"orders": "order", "activities": "activity", "support": "support"}
 BATCH_ROWS = 1000  # rows written per batch; a batch the database refuses is retried row by row

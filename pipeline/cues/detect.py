@@ -1,12 +1,12 @@
 """Run a rule pack over utterances: spaCy matchers for keyword rules, nearest-example cosine
-similarity for embedding rules (pipeline.embed). Plain functions over plain data; models are
+similarity for embedding rules (pipeline.cues.embeddings). Plain functions over plain data; models are
 passed in.
 
     nlp = load_nlp(["en", "de"]); pack = load_pack(Path("rules"))
     cues = detect(transcript, pack, nlp, embedder=load_embedder(), cache=InMemoryEmbeddingCache())
 
 Keyword fast path, cheapest step first:
-1. prefilter: an utterance holding none of the pack's trigger words (pipeline.nlp.compile_rules)
+1. prefilter: an utterance holding none of the pack's trigger words (pipeline.cues.languages.compile_rules)
    cannot match and never becomes a spaCy Doc; most call turns stop here;
 2. the tokenizer alone makes Docs for the rest (rule phrases were compiled to every word form
    of their lemmas, so no lemmatizer is needed), matched by PhraseMatchers and by token-pattern
@@ -20,38 +20,18 @@ Nothing is cached by text: the same utterance twice costs twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pipeline.cues.embeddings import (
-    Embedder,
     EmbeddingCache,
-    InMemoryEmbeddingCache,
     embedding_hits,
-    encode,
-    load_embedder,
-    text_key,
 )
 from pipeline.errors import ChurnwatchError
 from pipeline.cues.languages import NEGATORS, compile_rules, uses_stems
 from pipeline.cues.rule_files import EmbeddingRule, KeywordRule, RulePack
 from pipeline.types import Cue, Transcript
 
-__all__ = [
-    "DetectOptions",
-    "Embedder",
-    "EmbeddingCache",
-    "EmbeddingRule",
-    "InMemoryEmbeddingCache",
-    "KeywordRule",
-    "Utterance",
-    "backtest",
-    "detect",
-    "detect_text",
-    "detect_utterances",
-    "encode",
-    "load_embedder",
-    "text_key",
-]
+__all__ = ["DetectOptions", "Utterance", "detect", "detect_text", "detect_utterances", "is_verb"]
 
 QUESTION_STARTS = {
     "en": {"what", "how", "can", "could", "would", "is", "are", "do", "does", "did", "will",
@@ -364,51 +344,3 @@ def detect_text(text: str, pack: RulePack, nlp: dict, speaker: str = "customer",
     """Cues in one utterance."""
     return detect_utterances([Utterance(text=text, speaker=speaker, lang=lang)], pack, nlp,
                              embedder, cache, options)[0]
-
-
-def backtest(session, pack: RulePack, nlp: dict, embedder=None, cache: EmbeddingCache | None = None,
-             options: DetectOptions = DetectOptions(), chunk: int = 5000) -> list[dict]:
-    """Re-run the pack over stored calls; per rule, hit rate in lost vs kept accounts, and lift.
-
-    Accounts counted are those with at least one transcribed call (a stored segment). An account
-    is "hit" by a rule when the rule fires on any segment of any of its calls; "lost" is
-    Account.status == "lost", every other status counts as kept. Every rule is counted on its
-    own (one_cue_per_label is switched off, so a keyword rule cannot hide an embedding rule of
-    the same label). lift = hit rate in lost / hit rate in kept, None where no kept account is hit.
-    """
-    from sqlalchemy import select
-
-    from pipeline import store
-
-    options = replace(options, one_cue_per_label=False)
-    status = dict(session.execute(select(store.Account.id, store.Account.status)).all())
-    segments = session.execute(
-        select(store.Call.account_id, store.Call.language, store.Call.duration, store.Segment.idx,
-               store.Segment.speaker, store.Segment.start, store.Segment.end, store.Segment.text)
-        .join(store.Segment, store.Segment.call_id == store.Call.id)
-        .where(store.Call.account_id.is_not(None))
-        .order_by(store.Call.id, store.Segment.idx)
-        .execution_options(yield_per=chunk))
-    hits: dict[str, set] = {r.name: set() for r in pack.rules}
-    accounts: set = set()
-    for rows in segments.partitions():  # `chunk` segments at a time: memory stays bounded
-        utts = [Utterance(r.text, r.speaker, (r.language or "en").split("-")[0], r.start, r.end,
-                          r.duration, r.idx) for r in rows]
-        owner = [r.account_id for r in rows]
-        accounts.update(owner)
-        for account, cues in zip(owner, detect_utterances(utts, pack, nlp, embedder, cache, options)):
-            for c in cues:
-                hits[c.rule].add(account)
-    lost = {a for a in accounts if status.get(a) == "lost"}
-    kept = accounts - lost
-    out = []
-    for rule in pack.rules:
-        h = hits[rule.name]
-        in_lost = len(h & lost) / len(lost) if lost else 0.0
-        in_kept = len(h & kept) / len(kept) if kept else 0.0
-        out.append({"rule": rule.name, "label": rule.label, "version": rule.version,
-                    "accounts_hit": len(h), "hit_rate_lost": round(in_lost, 3),
-                    "hit_rate_kept": round(in_kept, 3),
-                    "lift": round(in_lost / in_kept, 2) if in_kept else None,
-                    "lost_accounts": len(lost), "kept_accounts": len(kept)})
-    return out

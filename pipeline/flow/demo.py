@@ -63,7 +63,7 @@ def read_call_list(path: Path) -> list[dict[str, str]]:
 
 def run_demo(settings, samples: Path = SAMPLES, as_of: date | None = None, top: int = 5,
              progress: bool = True) -> DemoReport:
-    from pipeline.crm import importer as crm
+    from pipeline import crm
     from pipeline.flow import ingest
     from pipeline import reminders as remind
     from pipeline.risk import score as risk

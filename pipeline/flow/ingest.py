@@ -11,15 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline import store
 from pipeline.errors import ChurnwatchError
 from pipeline.types import Cue, Transcript
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+    from pipeline.cues.embeddings import Embedder, InMemoryEmbeddingCache
+    from pipeline.cues.rule_files import RulePack
+    from pipeline.privacy.redact import RedactOptions
+    from pipeline.reminders.policies import Policies
+    from pipeline.risk.score import RiskModel
+    from pipeline.settings import Settings
+    from pipeline.speech.transcribe import ASR, TranscribeOptions
 
 
 @dataclass(frozen=True)
@@ -34,16 +44,16 @@ class IngestOptions:
 class Toolkit:
     """Everything loaded once per process and passed to every call: models, rules, policies."""
 
-    asr: Any  # pipeline.transcribe.ASR
-    transcribe_options: Any  # pipeline.transcribe.TranscribeOptions
-    pack: Any  # pipeline.rules.RulePack
-    nlp: dict  # language → spaCy pipeline
-    embedder: Any | None  # pipeline.embed.Embedder, or None to skip embedding rules
-    example_vectors: Any  # rule examples encoded once (pipeline.embed.InMemoryEmbeddingCache)
-    redact_options: Any  # pipeline.redact.RedactOptions
-    risk_model: Any  # pipeline.risk.RiskModel
-    policies: Any  # pipeline.policies.Policies (rules/reminders.yaml)
-    settings: Any  # pipeline.settings.Settings
+    asr: ASR
+    transcribe_options: TranscribeOptions
+    pack: RulePack
+    nlp: dict[str, Language]  # language code → spaCy pipeline
+    embedder: Embedder | None  # None skips embedding rules
+    example_vectors: InMemoryEmbeddingCache  # the rules' examples, encoded once
+    redact_options: RedactOptions
+    risk_model: RiskModel
+    policies: Policies  # rules/reminders.yaml
+    settings: Settings
 
 
 @dataclass
@@ -127,16 +137,8 @@ def rule_hash(rule) -> str:
     return hashlib.sha256(json.dumps(rule.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
-def cached_transcript(session: Session, sha256: str, options) -> Transcript | None:
-    row = session.scalar(
-        select(store.TranscriptCache).where(
-            store.TranscriptCache.audio_sha256 == sha256,
-            store.TranscriptCache.engine == options.engine,
-            store.TranscriptCache.model == options.model,
-            store.TranscriptCache.options_key == cache_key(options),
-        )
-    )
-    return Transcript.from_dict(row.transcript) if row else None
+def cached_transcript(session: Session, sha256: str, options: TranscribeOptions) -> Transcript | None:
+    return store.cached_transcript(session, sha256, options.engine, options.model, cache_key(options))
 
 
 def analyse_file(path: Path, kit: Toolkit, transcript: Transcript | None = None,
@@ -176,9 +178,9 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
     from pipeline.risk import score as risk
 
     result = IngestResult(file=analysis.path, account_id=options.account_id)
-    existing = session.scalar(select(store.Call).where(store.Call.audio_sha256 == analysis.sha256))
+    existing = store.call_id_for_audio(session, analysis.sha256)
     if existing is not None:
-        result.status, result.call_id = "duplicate", existing.id
+        result.status, result.call_id = "duplicate", existing
         return result
 
     transcript = analysis.transcript
@@ -191,53 +193,8 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
     risk_model = kit.risk_model
     risk_before = risk.score_account(session, account.id, call_dt.date(), risk_model)
 
-    call = store.Call(
-        audio_sha256=analysis.sha256,
-        source=analysis.path,
-        account_id=account.id,
-        rep_id=rep.id if rep else None,
-        call_date=call_dt,
-        duration=transcript.duration,
-        language=transcript.language,
-        channel_layout=transcript.channel_layout,
-        engine=transcript.engine,
-        model=transcript.model,
-        status="done",
-        metrics=analysis.metrics,
-    )
-    for i, seg in enumerate(transcript.segments):
-        call.segments.append(
-            store.Segment(
-                idx=i,
-                speaker=seg.speaker,
-                channel=seg.channel,
-                start=seg.start,
-                end=seg.end,
-                text=seg.text,
-                avg_logprob=seg.avg_logprob,
-                speaker_confidence=seg.speaker_confidence,
-                words=[w.__dict__ for w in seg.words],
-            )
-        )
-    session.add(call)
-    session.flush()
-    for cue in analysis.cues:
-        seg_row = call.segments[cue.segment_index] if cue.segment_index is not None else None
-        session.add(
-            store.Cue(
-                call_id=call.id,
-                segment_id=seg_row.id if seg_row else None,
-                rule_name=cue.rule,
-                rule_version=cue.rule_version,
-                label=cue.label,
-                start=cue.start,
-                end=cue.end,
-                speaker=cue.speaker,
-                quote=cue.quote,
-                score=cue.score,
-                why=cue.why,
-            )
-        )
+    call = store.add_call(session, audio_sha256=analysis.sha256, source=analysis.path, account=account, rep=rep,
+                          call_date=call_dt, transcript=transcript, metrics=analysis.metrics, cues=analysis.cues)
     record_rules(session, kit.pack, {(c.rule, c.rule_version) for c in analysis.cues})
     if analysis.embeddings and kit.embedder is not None:
         store.DbEmbeddingCache(session).put_many(analysis.embeddings, kit.embedder.name)
@@ -278,25 +235,8 @@ def record_rules(session: Session, pack, used: set[tuple[str, int]]) -> None:
     for rule in pack.rules:
         if (rule.name, rule.version) not in used:
             continue
-        digest = rule_hash(rule)
-        exists = session.scalar(
-            select(store.Rule.id).where(
-                store.Rule.name == rule.name,
-                store.Rule.version == rule.version,
-                store.Rule.content_hash == digest,
-            )
-        )
-        if exists is None:
-            session.add(
-                store.Rule(
-                    name=rule.name,
-                    version=rule.version,
-                    kind=rule.type,
-                    label=rule.label,
-                    content_hash=digest,
-                    definition=rule.model_dump(mode="json"),
-                )
-            )
+        store.record_rule_version(session, name=rule.name, version=rule.version, kind=rule.type, label=rule.label,
+                                  content_hash=rule_hash(rule), definition=rule.model_dump(mode="json"))
 
 
 STORE_ATTEMPTS = 3  # a store that collides with a concurrent run's new rows is retried this often
@@ -309,7 +249,7 @@ def ingest_file(engine, path: Path, kit: Toolkit, options: IngestOptions) -> Ing
     try:
         sha256 = audio.audio_sha256(path)
         with store.session_scope(engine) as session:
-            dup = session.scalar(select(store.Call.id).where(store.Call.audio_sha256 == sha256))
+            dup = store.call_id_for_audio(session, sha256)
             transcript = None if dup else cached_transcript(session, sha256, kit.transcribe_options)
         if dup:
             return IngestResult(file=str(path), call_id=dup, status="duplicate", account_id=options.account_id)
@@ -326,7 +266,7 @@ def ingest_file(engine, path: Path, kit: Toolkit, options: IngestOptions) -> Ing
                 return result
             except IntegrityError:
                 with store.session_scope(engine) as session:
-                    dup = session.scalar(select(store.Call.id).where(store.Call.audio_sha256 == sha256))
+                    dup = store.call_id_for_audio(session, sha256)
                 if dup is not None:  # another process stored the same audio a moment ago
                     return IngestResult(file=str(path), call_id=dup, status="duplicate",
                                         account_id=options.account_id)
@@ -342,14 +282,6 @@ def save_transcript_cache(engine, sha256: str, options, transcript: Transcript) 
     """Keep the (already redacted) transcript so a re-run never transcribes the same audio twice."""
     try:
         with store.session_scope(engine) as session:
-            session.add(
-                store.TranscriptCache(
-                    audio_sha256=sha256,
-                    engine=options.engine,
-                    model=options.model,
-                    options_key=cache_key(options),
-                    transcript=transcript.to_dict(),
-                )
-            )
+            store.add_transcript_cache(session, sha256, options.engine, options.model, cache_key(options), transcript)
     except IntegrityError:
         pass  # cached by a concurrent run

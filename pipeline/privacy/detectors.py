@@ -5,7 +5,7 @@ their country's length, phone numbers come from `phonenumbers`' matcher (for the
 in RedactOptions). Spoken forms are read too: digit words in English and German
 ("four one one one", "null drei null"), "double four", "plus four nine", and addresses like
 "john dot smith at example dot com" or "max punkt mustermann ät firma punkt de".
-`pipeline.redact` runs them and replaces what they find.
+`pipeline.privacy.redact` runs them and replaces what they find.
 """
 
 from __future__ import annotations

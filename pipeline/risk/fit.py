@@ -271,7 +271,7 @@ def load_orders(path, column_map: dict[str, str] | None = None, preset: str | No
     returns (frame, bad rows)."""
     import pandas as pd
 
-    from pipeline.crm.importer import read_rows
+    from pipeline.crm.presets import read_rows
 
     rows, bad, _ = read_rows(path, "orders", column_map, preset, date_order)
     frame = pd.DataFrame({"account_id": [str(r["account_id"]) for _, r in rows],

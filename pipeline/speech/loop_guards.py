@@ -1,5 +1,5 @@
 """Guards against Whisper's failure modes: repetition loops (a window decoded as the same
-phrase over and over). `pipeline.transcribe` re-decodes a looping window with temperature and,
+phrase over and over). `pipeline.speech.transcribe` re-decodes a looping window with temperature and,
 if it still loops, collapses the repeats with `collapse_repetition`.
 """
 

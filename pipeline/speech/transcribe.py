@@ -4,12 +4,12 @@
     transcript = transcribe(Path("call.flac"), asr)      # -> pipeline.types.Transcript
 
 The path a call takes:
-- decode in chunks of `chunk_s` seconds (bounded memory, see pipeline.audio);
+- decode in chunks of `chunk_s` seconds (bounded memory, see pipeline.speech.audio);
 - dual-channel files (two different channels): each channel is transcribed on its own, only
   its speech regions (Silero VAD), and the speaker is the channel's (exact attribution);
   stereo files whose channels are copies are treated as mono;
 - mono files: speech regions are transcribed, then diarized into rep/customer
-  (pipeline.diarize), segments split at speaker changes using word times;
+  (pipeline.speech.diarize), segments split at speaker changes using word times;
 - language: detected on the first 30 s of speech with the multilingual model (English-only
   models cannot detect); English goes to `model`, other languages to `multilingual_model`;
 - long files: chunks are transcribed one after another; a word spoken across a chunk boundary

@@ -3,6 +3,13 @@
 SQLite by default, PostgreSQL for a team. Entry points open sessions and pass them in.
 """
 
+from pipeline.store.calls import (
+    add_call,
+    add_transcript_cache,
+    cached_transcript,
+    call_id_for_audio,
+    record_rule_version,
+)
 from pipeline.store.database import (
     MIGRATIONS_DIR,
     alembic_config,
@@ -35,6 +42,7 @@ from pipeline.store.tables import (
 )
 
 __all__ = [
+    "add_call", "add_transcript_cache", "cached_transcript", "call_id_for_audio", "record_rule_version",
     "MIGRATIONS_DIR", "Account", "Base", "Call", "Contact", "CrmEvent", "Cue", "DbEmbeddingCache", "Feature",
     "Outbox", "Reminder", "Rep", "RiskScore", "Rule", "Segment", "TranscriptCache", "UTCDateTime", "UtteranceEmbedding",
     "alembic_config", "current_revision", "ensure_db", "get_or_create_account", "get_or_create_rep",

@@ -6,7 +6,7 @@ data), then aliases (e.g. `decoder/projection/weight` -> `decoder/embeddings/wei
 follow `WhisperSpec` (whisper_spec.py) and the transformer specs it builds on.
 
 The converted checkpoint is `{"dims": ..., "model_state_dict": ..., "alignment_heads": ...}`:
-`whisper.load_model(path)` reads it (ignoring the extra key); `pipeline.models.load_openai_whisper`
+`whisper.load_model(path)` reads it (ignoring the extra key); `pipeline.weights.manifest.load_openai_whisper`
 also applies the stored alignment heads, which word timestamps need. Tensors keep their stored
 dtype (float16 for the packaged models), so the checkpoint holds exactly the weights that
 faster-whisper runs. Module-level code imports nothing heavy; torch is imported when converting.

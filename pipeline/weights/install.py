@@ -4,7 +4,7 @@
 extracts only the needed files while checking each sha256, and assembles
 `<models_dir>/whisper/<name>/ct2/` in a temporary directory that is renamed into place only when
 everything verified: a mismatch leaves nothing half-installed. For openai-whisper it converts
-`ct2/model.bin` into `openai.pt` (pipeline.whisper_ct2). A verified install is left as it is.
+`ct2/model.bin` into `openai.pt` (pipeline.weights.ct2_convert). A verified install is left as it is.
 `install.json` next to `ct2/` records the source and the hashes.
 """
 
