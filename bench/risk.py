@@ -4,7 +4,9 @@
 
 Writes bench/results/cdnow_orders.csv (via bench/cdnow_orders.py), trains before each cutoff on
 rolling earlier cutoffs, and prints churnwatch's metrics beside the baselines (days since last
-order; BG/NBD 1 - P(alive); BG/NBD P(no order in the horizon)). Check the JSON independently with
+order; BG/NBD 1 - P(alive); BG/NBD exp(-expected orders in the horizon), BG/NBD being
+pipeline.risk.bgnbd), each baseline's status, and the lead times of the lost accounts. Check the
+JSON independently with
 python3 ../shared/tools/score.py backtest bench/results/cdnow_orders.csv bench/results/cdnow_backtest.json
 """
 
@@ -49,10 +51,21 @@ def main() -> None:
     for cutoff, m in result.metrics.items():
         rows = [("churnwatch", m)] + [(name, b[cutoff]) for name, b in result.baselines.items()]
         for name, mm in rows:
+            if mm.get("status", "ok") != "ok":
+                print(f"{cutoff:<11} {name:<22} unavailable: {mm.get('reason', '')}")
+                continue
             print(f"{cutoff:<11} {name:<22} {mm['n']:>6} {mm['lost_share']:>6.3f} "
                   + " ".join(f"{mm.get(c, float('nan')):>9.3f}" for c in COLS))
+    for cutoff, reason in result.skipped.items():
+        print(f"{cutoff} skipped: {reason}")
     for cutoff, info in result.models.items():
         print(f"{cutoff} weights: " + ", ".join(f"{k} {v:+.2f}" for k, v in info["weights"].items()))
+    for cutoff, lt in result.lead_times.items():
+        q = lt["quantiles"]
+        print(f"{cutoff} lead time (threshold {lt['threshold']:.1f}): {lt['flagged']} of {lt['lost']} lost "
+              f"flagged by the cutoff; first flag median {lt['median_days']} days before the last order "
+              f"(p10 {q.get('p10')}, p90 {q.get('p90')}; negative = after it)")
+        print("   " + ", ".join(f"{h['bin']}: {h['count']}" for h in lt["histogram"]))
 
 
 if __name__ == "__main__":

@@ -186,6 +186,8 @@ def risk_backtest(
     result = riskfit.backtest(frame, [parse_date_option(c, "--cutoff") for c in cutoffs], horizon_days)
     if bad:
         err_console.print(f"{len(bad)} bad row(s) in {orders} skipped, first: {bad[0]}", highlight=False)
+    for cutoff, reason in result.skipped.items():
+        err_console.print(f"[yellow]skipped[/yellow] {reason}", highlight=False, soft_wrap=True)
     if as_json:
         print_json(result.to_dict())
         return
@@ -195,11 +197,29 @@ def risk_backtest(
     for c in ("cutoff", "scorer", "n", "lost") + cols:
         table.add_column(c, justify="left" if c in ("cutoff", "scorer") else "right")
     for cutoff, m in result.metrics.items():
-        rows = [("churnwatch", m)] + [(name, b[cutoff]) for name, b in result.baselines.items()]
+        rows = [("churnwatch", m)] + [(name, b[cutoff]) for name, b in result.baselines.items() if cutoff in b]
         for name, mm in rows:
+            if mm.get("status", "ok") != "ok":
+                table.add_row(cutoff, name, "", "", "unavailable (see below)", *[""] * (len(cols) - 1))
+                continue
             table.add_row(cutoff, name, str(mm["n"]), f"{mm['lost_share']:.3f}",
                           *[f"{mm[c]:.3f}" if c in mm else "" for c in cols])
     console.print(table)
+    for name, st in result.baseline_status().items():
+        if st["status"] != "ok":
+            console.print(f"Baseline {name} unavailable: {st['reason']}", highlight=False, soft_wrap=True)
+    for cutoff, lt in result.lead_times.items():
+        if not lt["lost"]:
+            continue
+        line = (f"Lead time at {cutoff} (threshold {lt['threshold']:g}): {lt['flagged']} of {lt['lost']} lost "
+                f"accounts were flagged by the cutoff")
+        if lt["median_days"] is not None:
+            q = lt["quantiles"]
+            line += (f"; the first flag came a median {lt['median_days']:g} days before the last order "
+                     f"(10%-90%: {q['p10']:g} to {q['p90']:g}; negative = after it)")
+        console.print(line + ".", highlight=False, soft_wrap=True)
+        console.print("  " + ", ".join(f"{h['bin']}: {h['count']}" for h in lt["histogram"]),
+                      highlight=False, soft_wrap=True)
 
 
 @risk_app.command("churn-rate")

@@ -6,8 +6,12 @@
 Labels come from rolling cutoffs: an account active at a cutoff (an order in the 365 days up to
 it) is lost when it orders nothing in the horizon after the cutoff (or, in the store, is marked
 lost within it). A backtest at cutoff C trains only on earlier cutoffs whose horizon ends by C,
-so every label it learns from was observable at C. Baselines: days since the last order, and
-BG/NBD (lifetimes' BetaGeoFitter, risk = 1 - P(alive)).
+so every label it learns from was observable at C. Baselines (pipeline.risk.baselines): days since
+the last order, BG/NBD 1 - P(alive) and BG/NBD P(no order in the horizon) (pipeline.risk.bgnbd);
+a baseline that cannot be fitted is reported as unavailable with the reason, and the rest stands.
+A cutoff that cannot be backtested (no training history, every account lost) is skipped with the
+reason; only when no cutoff can be is it an error. Lead times: for the accounts lost at a cutoff,
+how many days before their last order the score first reached the threshold (`lead_times`).
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ def training_frame(orders, cutoffs: list[date], options: RiskFitOptions, feature
         X["lost"], X["cutoff"] = lost.values, pd.Timestamp(c)
         parts.append(X)
     if not parts:
-        raise ChurnwatchError("No training cutoff: the orders need more history before the cutoff.")
+        raise ChurnwatchError(_no_cutoff(orders, options))
     return pd.concat(parts)
 
 
@@ -104,9 +108,15 @@ def fit_frame(frame, options: RiskFitOptions, cutoffs: list[date], source: str =
     from sklearn.metrics import roc_auc_score
 
     y = frame["lost"].to_numpy()
+    if len(y) == 0:
+        raise ChurnwatchError(f"Cannot fit: no account had a positive order in the {options.active_days} days "
+                              f"before cutoffs {', '.join(map(str, cutoffs))}. Use later cutoffs or more history.")
     if len(set(y)) < 2:
-        raise ChurnwatchError(f"Cannot fit: every training account is {'lost' if y[0] else 'kept'} "
-                              f"at cutoffs {', '.join(map(str, cutoffs))}. Use other cutoffs or more history.")
+        days = options.horizon_days
+        what = (f"lost (none ordered again within {days} days; a log where customers order only once has "
+                "nothing to learn from)" if y[0] else f"kept (all ordered again within {days} days)")
+        raise ChurnwatchError(f"Cannot fit: every training account is {what} at cutoffs "
+                              f"{', '.join(map(str, cutoffs))}. Use other cutoffs or more history.")
     features = [f for f in options.features if f in frame.columns]
     transforms = {f: FIT_TRANSFORMS.get(f, "log1p" if frame[f].min() >= 0 else "none") for f in features}
     X, medians = _design(frame, features, transforms)
@@ -137,8 +147,26 @@ def fit_orders(orders, cutoffs: list[date], options: RiskFitOptions | None = Non
                feature_options: FeatureOptions | None = None, source: str = "orders") -> RiskModel:
     """Fit from an orders frame (account_id, date, amount) at the given training cutoffs."""
     options = options or RiskFitOptions()
+    check_orders(orders)
     frame = training_frame(orders, cutoffs, options, feature_options or FeatureOptions())
     return fit_frame(frame, options, cutoffs, source)
+
+
+def _factor_x(f: Factor, raw):
+    """Factor.x over an array (NaN = missing), vectorised; equal to [f.x(v) for v in raw]."""
+    import numpy as np
+
+    v = np.asarray(raw, dtype=float)
+    v = np.where(np.isnan(v), f.missing, v)
+    if f.cap is not None:
+        v = np.minimum(v, f.cap)
+    if f.floor is not None:
+        v = np.maximum(v, f.floor)
+    if f.transform == "log1p":
+        v = np.log1p(np.maximum(v, 0.0))
+    elif f.transform == "log2p":
+        v = np.log2(1.0 + np.maximum(v, 0.0))
+    return (v - f.center) / f.scale
 
 
 def score_frame(model: RiskModel, frame):
@@ -147,9 +175,10 @@ def score_frame(model: RiskModel, frame):
 
     z = np.full(len(frame), model.intercept)
     for f in model.factors:
-        col = frame[f.feature].astype(float) if f.feature in frame.columns else np.nan
-        z = z + f.weight * np.array([f.x(v) for v in np.broadcast_to(col, (len(frame),))])
-    return 100 / (1 + np.exp(-z))
+        col = frame[f.feature].to_numpy(dtype=float) if f.feature in frame.columns else np.full(len(frame), np.nan)
+        z = z + f.weight * _factor_x(f, col)
+    with np.errstate(over="ignore"):
+        return 100 / (1 + np.exp(-z))
 
 
 # --- metrics and backtest -----------------------------------------------------------------------
@@ -186,82 +215,202 @@ def metrics(y, risk, prob=None) -> dict:
     return out
 
 
-def bgnbd_risk(orders, cutoff: date, accounts, horizon_days: int = 91, penalizer: float = 0.001):
-    """(1 - P(alive), P(no order in the horizon)) from a BG/NBD model fitted on every customer's
-    orders up to the cutoff; the second is exp(-expected orders in the horizon). BG/NBD puts
-    P(alive) = 1 for customers who never ordered again, so the first ranks one-time buyers as safe.
-    The RFM summary is built here (lifetimes' summary_data_from_transaction_data mis-computes
-    recency under pandas 3); the fit is lifetimes' BetaGeoFitter."""
+def _no_cutoff(orders, options: RiskFitOptions) -> str:
+    span = (f"the orders run from {orders['date'].min().date()} to {orders['date'].max().date()}"
+            if len(orders) else "there are no orders")
+    return (f"No training cutoff: fitting needs {options.min_history_days} days of orders before a cutoff and "
+            f"{options.horizon_days} days after it, and {span}. Use a longer order history or pass --cutoff dates.")
+
+
+def check_orders(orders) -> None:
+    """Refuse an orders frame the model cannot learn from, saying why and what to do."""
+    if orders.empty:
+        raise ChurnwatchError("No orders: the file has no readable rows with account_id, date and amount.")
+    if not (orders["amount"] > 0).any():
+        raise ChurnwatchError(f"All {len(orders)} amounts are zero or negative (credit notes only); risk is "
+                              "learned from orders with positive amounts. Check the amount column and its sign.")
+
+
+def _one_class(cutoff: date, y, horizon_days: int, orders) -> str:
+    last = orders.loc[orders["amount"] > 0, "date"].max().date()
+    if y[0]:
+        return (f"Cutoff {cutoff}: all {len(y)} accounts active at it were lost (none ordered in the {horizon_days} "
+                f"days after it); a backtest needs lost and kept accounts. Pick a cutoff at least {horizon_days} "
+                f"days before the last order ({last}), or check that the file holds repeat orders.")
+    return (f"Cutoff {cutoff}: all {len(y)} accounts active at it ordered again within {horizon_days} days; "
+            "a backtest needs lost and kept accounts. Pick another cutoff or a longer --horizon-days.")
+
+
+def bgnbd_risk(orders, cutoff: date, accounts, horizon_days: int = 91, penalizer: float = 0.0):
+    """(1 - P(alive), P(no order in the horizon)) per account from a BG/NBD model fitted on every
+    customer's orders up to the cutoff (pipeline.risk.bgnbd; raises BGNBDError when it cannot fit)."""
+    from pipeline.risk.baselines import bgnbd_risk as _bgnbd
+
+    risk, quiet, _ = _bgnbd(orders, cutoff, accounts, horizon_days, penalizer)
+    return risk, quiet
+
+
+# Lead-time bins: days the first warning came before the last order (negative: after it).
+LEAD_BINS = ((90, None, "90+ days before the last order"), (30, 90, "30-89 days before"),
+             (0, 30, "0-29 days before"), (-30, 0, "1-30 days after"), (-90, -30, "31-90 days after"),
+             (None, -90, "more than 90 days after"))
+
+
+def lead_times(orders, model: RiskModel, cutoff: date, accounts, feature_options: FeatureOptions,
+               step_days: int = 7, lookback_days: int = 180) -> dict:
+    """For each account in `accounts` (those lost at the cutoff): score it every `step_days` days
+    back from the cutoff with the model trained for the cutoff, and find the first date, at most
+    `lookback_days` before its last order, on which the score reached the model's threshold. The
+    lead is the days from that date to the last order (positive: warned while it still ordered;
+    negative: warned that many days after its last order). Accounts never flagged by the cutoff
+    are `missed`. Features on each date read only orders up to that date."""
     import numpy as np
     import pandas as pd
-    from lifetimes import BetaGeoFitter
 
     t = pd.Timestamp(cutoff)
-    pos = orders[(orders["amount"] > 0) & (orders["date"] <= t)]
-    days = pos.assign(day=(pos["date"] - t).dt.days)[["account_id", "day"]].drop_duplicates()
-    g = days.groupby("account_id")["day"]
-    freq = (g.size() - 1).astype(float)
-    rec = (g.max() - g.min()).astype(float)
-    T = (-g.min()).astype(float)
-    bgf = BetaGeoFitter(penalizer_coef=penalizer)
-    bgf.fit(freq.to_numpy(), rec.to_numpy(), T.to_numpy())
-    alive = pd.Series(np.asarray(bgf.conditional_probability_alive(freq.to_numpy(), rec.to_numpy(), T.to_numpy())),
-                      index=freq.index)
-    expected = pd.Series(np.asarray(bgf.conditional_expected_number_of_purchases_up_to_time(
-        horizon_days, freq.to_numpy(), rec.to_numpy(), T.to_numpy())), index=freq.index)
-    return (1.0 - alive.reindex(accounts).fillna(0.5).to_numpy(),
-            np.exp(-expected.reindex(accounts).fillna(0.0).to_numpy()))
+    ids = pd.Index([str(a) for a in accounts])
+    df = orders[(orders["date"] <= t) & orders["account_id"].astype(str).isin(ids)]
+    base = {"threshold": model.threshold, "step_days": step_days, "lookback_days": lookback_days,
+            "lost": len(ids), "flagged": 0, "missed": len(ids), "median_days": None, "quantiles": {},
+            "histogram": [], "accounts": []}
+    if df.empty:
+        return base
+    last = df[df["amount"] > 0].groupby("account_id")["date"].max().reindex(ids)
+    earliest = (last.min() - pd.Timedelta(days=lookback_days))
+    steps = max(0, int((t - earliest).days // step_days))
+    first_flag = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns]")
+    opens = last - pd.Timedelta(days=lookback_days)  # each account's scan window opens here
+    df = df.assign(account_id=df["account_id"].astype(str))
+    for k in range(steps, -1, -1):  # oldest date first
+        d = t - pd.Timedelta(days=k * step_days)
+        pending = first_flag.index[first_flag.isna().to_numpy() & (opens <= d).to_numpy()]
+        part = df[(df["date"] <= d) & df["account_id"].isin(pending)]
+        if part.empty:
+            continue
+        X = order_features_frame(part, d.date(), feature_options)
+        s = score_frame(model, X)
+        first_flag.loc[X.index[s >= model.threshold]] = d
+    flagged = first_flag.dropna()
+    lead = (last.reindex(flagged.index) - flagged).dt.days.astype(int)
+    out = {**base, "flagged": int(len(flagged)), "missed": int(len(ids) - len(flagged))}
+    if len(lead):
+        q = np.quantile(lead.to_numpy(), [0.1, 0.25, 0.5, 0.75, 0.9])
+        out["median_days"] = float(np.median(lead.to_numpy()))
+        out["quantiles"] = {f"p{int(p * 100)}": float(v) for p, v in zip((0.1, 0.25, 0.5, 0.75, 0.9), q)}
+    for lo, hi, label in LEAD_BINS:
+        m = np.ones(len(lead), dtype=bool)
+        if lo is not None:
+            m &= lead.to_numpy() >= lo
+        if hi is not None:
+            m &= lead.to_numpy() < hi
+        out["histogram"].append({"bin": label, "from_days": lo, "to_days": hi, "count": int(m.sum())})
+    out["histogram"].append({"bin": "not flagged by the cutoff", "from_days": None, "to_days": None,
+                             "count": out["missed"]})
+    out["accounts"] = [{"account_id": a, "last_order": str(last[a].date()) if pd.notna(last[a]) else None,
+                        "first_flag": str(first_flag[a].date()) if pd.notna(first_flag[a]) else None,
+                        "lead_days": int(lead[a]) if a in lead.index else None} for a in ids]
+    return out
 
 
 @dataclass
 class BacktestResult:
     metrics: dict[str, dict] = field(default_factory=dict)  # cutoff -> model metrics
-    baselines: dict[str, dict[str, dict]] = field(default_factory=dict)  # baseline -> cutoff -> metrics
+    # baseline -> cutoff -> metrics and "status" ("ok"), or {"status": "unavailable", "reason"}
+    baselines: dict[str, dict[str, dict]] = field(default_factory=dict)
     scores: list[dict] = field(default_factory=list)  # {"account_id", "cutoff", "score"}
     models: dict[str, dict] = field(default_factory=dict)  # cutoff -> training cutoffs, weights
+    lead_times: dict[str, dict] = field(default_factory=dict)  # cutoff -> lead times of the lost accounts
+    skipped: dict[str, str] = field(default_factory=dict)  # cutoff -> why it could not be backtested
+
+    def baseline_status(self) -> dict[str, dict]:
+        """Per baseline: "ok" when it ran at every cutoff, else "unavailable" with the reasons."""
+        out = {}
+        for name, per_cutoff in self.baselines.items():
+            bad = {c: m.get("reason", "") for c, m in per_cutoff.items() if m.get("status") != "ok"}
+            out[name] = ({"status": "unavailable", "reason": "; ".join(f"cutoff {c}: {r}" for c, r in bad.items())}
+                         if bad else {"status": "ok"})
+        return out
 
     def to_dict(self) -> dict:
-        return {"metrics": self.metrics, "baselines": self.baselines, "scores": self.scores, "models": self.models}
+        return {"metrics": self.metrics, "baselines": self.baselines, "scores": self.scores, "models": self.models,
+                "baseline_status": self.baseline_status(), "lead_times": self.lead_times, "skipped": self.skipped}
 
 
 def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskFitOptions | None = None,
-             feature_options: FeatureOptions | None = None) -> BacktestResult:
-    """Train before each cutoff, score the accounts active at it, compare with what happened."""
+             feature_options: FeatureOptions | None = None, lead_step_days: int = 7,
+             lead_lookback_days: int = 180) -> BacktestResult:
+    """Train before each cutoff, score the accounts active at it, compare with what happened.
+    A cutoff that cannot be backtested is recorded in `skipped`; if none can be, ChurnwatchError."""
     import pandas as pd
+
+    from pipeline.risk.baselines import BASELINES, BaselineRun, run_baseline
+    from pipeline.risk.baselines import bgnbd_risk as _bgnbd
 
     options = options or RiskFitOptions(horizon_days=horizon_days)
     if options.horizon_days != horizon_days:
         options = RiskFitOptions(**{**options.__dict__, "horizon_days": horizon_days})
     fo = feature_options or FeatureOptions()
+    check_orders(orders)
     first_day = orders["date"].min().date()
-    result = BacktestResult(baselines={"days_since_last_order": {}, "bgnbd": {}, "bgnbd_no_order": {}})
+    result = BacktestResult(baselines={name: {} for name in BASELINES})
     for cutoff in sorted(cutoffs):
-        train = rolling_cutoffs(cutoff, first_day, options)
-        if not train:
-            raise ChurnwatchError(
-                f"Cutoff {cutoff}: no training cutoff has {options.min_history_days} days of history and a "
-                f"{horizon_days}-day horizon ending by {cutoff}. Use a later cutoff (data starts {first_day}).")
-        frame = training_frame(orders[orders["date"] <= pd.Timestamp(cutoff)], train, options, fo)
-        model = fit_frame(frame, options, train)
-        recency = fit_frame(frame, RiskFitOptions(**{**options.__dict__, "features": ("days_since_last_order",)}), train)
-        active, lost = labels_at(orders, cutoff, options)
-        X = order_features_frame(orders[orders["date"] <= pd.Timestamp(cutoff)], cutoff, fo).reindex(active)
-        y = lost.to_numpy()
         key = cutoff.isoformat()
-        if len(set(y)) < 2:
-            raise ChurnwatchError(f"Cutoff {cutoff}: every active account is {'lost' if y[0] else 'kept'}; "
-                                  "a backtest needs both. Pick another cutoff.")
+        try:
+            train = rolling_cutoffs(cutoff, first_day, options)
+            if not train:
+                raise ChurnwatchError(
+                    f"Cutoff {cutoff}: no training cutoff has {options.min_history_days} days of history and a "
+                    f"{horizon_days}-day horizon ending by {cutoff}. Use a later cutoff (data starts {first_day}).")
+            known = orders[orders["date"] <= pd.Timestamp(cutoff)]
+            active, lost = labels_at(orders, cutoff, options)
+            y = lost.to_numpy()
+            if len(y) == 0:
+                raise ChurnwatchError(f"Cutoff {cutoff}: no account had a positive order in the "
+                                      f"{options.active_days} days up to it. Pick a cutoff inside the order history.")
+            if len(set(y)) < 2:
+                raise ChurnwatchError(_one_class(cutoff, y, horizon_days, orders))
+            frame = training_frame(known, train, options, fo)
+            try:
+                model = fit_frame(frame, options, train)
+            except ChurnwatchError as e:
+                raise ChurnwatchError(f"Cutoff {cutoff}: {e}") from None
+        except ChurnwatchError as e:
+            result.skipped[key] = str(e)
+            continue
+        X = order_features_frame(known, cutoff, fo).reindex(active)
         s = score_frame(model, X)
         result.metrics[key] = {**metrics(y, s, s / 100), "train_cutoffs": [str(c) for c in train]}
-        days = X["days_since_last_order"].to_numpy()
-        result.baselines["days_since_last_order"][key] = metrics(y, days, score_frame(recency, X) / 100)
-        bg, bg_none = bgnbd_risk(orders[orders["date"] <= pd.Timestamp(cutoff)], cutoff, active, horizon_days)
-        result.baselines["bgnbd"][key] = metrics(y, bg, bg)
-        result.baselines["bgnbd_no_order"][key] = metrics(y, bg_none, bg_none)
+
+        def recency():
+            one = fit_frame(frame, RiskFitOptions(**{**options.__dict__, "features": ("days_since_last_order",)}),
+                            train)
+            return X["days_since_last_order"].to_numpy(), score_frame(one, X) / 100
+
+        runs = [run_baseline("days_since_last_order", recency)]
+        fitted = run_baseline("bgnbd", lambda: _bgnbd(known, cutoff, active, horizon_days))
+        if fitted.status == "ok":  # one fit, two baselines: 1 - P(alive), and P(no order in the horizon)
+            runs += [BaselineRun("bgnbd", "ok", "", fitted.risk, fitted.risk, fitted.info),
+                     BaselineRun("bgnbd_no_order", "ok", "", fitted.prob, fitted.prob, fitted.info)]
+        else:
+            runs += [fitted, BaselineRun("bgnbd_no_order", "unavailable", fitted.reason)]
+        for run in runs:
+            if run.status == "ok":
+                try:
+                    m = metrics(y, run.risk, run.prob)
+                except Exception as e:  # noqa: BLE001
+                    run.status, run.reason = "unavailable", f"metrics failed: {type(e).__name__}: {e}"
+            result.baselines[run.name][key] = ({**m, **run.status_dict()} if run.status == "ok"
+                                               else run.status_dict())
         result.scores += [{"account_id": str(a), "cutoff": key, "score": round(float(v), 4)}
                           for a, v in zip(active, s)]
         result.models[key] = {"version": model.version, "intercept": model.intercept,
+                              "threshold": model.threshold,
                               "weights": {f.feature: round(f.weight, 4) for f in model.factors}}
+        result.lead_times[key] = lead_times(known, model, cutoff, [a for a, v in zip(active, y) if v], fo,
+                                            lead_step_days, lead_lookback_days)
+    if not result.metrics:
+        raise ChurnwatchError("No cutoff could be backtested. " + " ".join(
+            r if r.endswith(".") else r + "." for r in result.skipped.values()))
     return result
 
 
@@ -273,12 +422,19 @@ def load_orders(path, column_map: dict[str, str] | None = None, preset: str | No
 
     from pipeline.crm.presets import read_rows
 
+    from pipeline.errors import CsvRowError
+
     rows, bad, _ = read_rows(path, "orders", column_map, preset, date_order)
+    for line, r in rows:
+        if not math.isfinite(float(r["amount"])):
+            bad.append(CsvRowError(path, line, f"amount {r['amount']!r} is too large; use a plain number"))
+    rows = [(line, r) for line, r in rows if math.isfinite(float(r["amount"]))]
     frame = pd.DataFrame({"account_id": [str(r["account_id"]) for _, r in rows],
                           "date": pd.to_datetime([r["date"] for _, r in rows]),
                           "amount": [float(r["amount"]) for _, r in rows]})
     if frame.empty:
-        raise ChurnwatchError(f"{path}: no readable orders ({len(bad)} bad rows).")
+        raise ChurnwatchError(f"{path}: no readable orders ({len(bad)} bad rows). "
+                              "Check that it has the columns account_id, date and amount.")
     return frame, bad
 
 
@@ -300,6 +456,9 @@ def store_training_frame(session, cutoffs: list[date], options: RiskFitOptions,
         raise ChurnwatchError("No orders in the store to learn from. Import them: churnwatch crm import orders.csv --kind orders")
     orders["date"] = pd.to_datetime(orders["date"])
     orders["amount"] = orders["amount"].fillna(0.0).astype(float)
+    check_orders(orders)
+    if not cutoffs:
+        raise ChurnwatchError(_no_cutoff(orders, options))
     lost_on = dict(session.execute(select(Account.id, Account.lost_on)).all())
     rows = []
     for c in cutoffs:
@@ -314,7 +473,9 @@ def store_training_frame(session, cutoffs: list[date], options: RiskFitOptions,
             row.update(account_id=acc, lost=int(bool(lost[acc]) or marked), cutoff=pd.Timestamp(c))
             rows.append(row)
     if not rows:
-        raise ChurnwatchError(f"No account was active at cutoffs {', '.join(map(str, cutoffs))}.")
+        raise ChurnwatchError(f"No account had a positive order in the {options.active_days} days before cutoffs "
+                              f"{', '.join(map(str, cutoffs))}. Import more recent orders or pass --cutoff dates "
+                              "inside the order history.")
     return pd.DataFrame(rows).set_index("account_id")
 
 
