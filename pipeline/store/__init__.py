@@ -28,6 +28,7 @@ from pipeline.store.tables import (
     Contact,
     CrmEvent,
     Cue,
+    CueVerdict,
     Feature,
     Outbox,
     Reminder,
@@ -43,7 +44,7 @@ from pipeline.store.tables import (
 
 __all__ = [
     "add_call", "add_transcript_cache", "cached_transcript", "call_id_for_audio", "record_rule_version",
-    "MIGRATIONS_DIR", "Account", "Base", "Call", "Contact", "CrmEvent", "Cue", "DbEmbeddingCache", "Feature",
+    "MIGRATIONS_DIR", "Account", "Base", "Call", "Contact", "CrmEvent", "Cue", "CueVerdict", "DbEmbeddingCache", "Feature",
     "Outbox", "Reminder", "Rep", "RiskScore", "Rule", "Segment", "TranscriptCache", "UTCDateTime", "UtteranceEmbedding",
     "alembic_config", "current_revision", "ensure_db", "get_or_create_account", "get_or_create_rep",
     "init_db", "make_engine", "session_scope", "text_sha256", "utcnow",

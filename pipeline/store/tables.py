@@ -163,6 +163,27 @@ class Cue(Base):
     call: Mapped[Call] = relationship(back_populates="cues")
 
 
+class CueVerdict(Base):
+    """A manager's verdict on a stored cue (right or wrong), or a line the rules missed.
+
+    Learned cue models are refitted from the example bank plus these (`churnwatch rules fit`).
+    The text is copied (already redacted) so a verdict outlives the purge of its call.
+    """
+
+    __tablename__ = "cue_verdicts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cue_id: Mapped[int | None] = mapped_column(ForeignKey("cues.id", ondelete="SET NULL"), unique=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    verdict: Mapped[str] = mapped_column(String(10))  # right | wrong | missed
+    label: Mapped[str] = mapped_column(String(60), index=True)  # the cue type judged (or missed)
+    text: Mapped[str] = mapped_column(Text)
+    context: Mapped[str | None] = mapped_column(Text)  # the other speaker's turn before it
+    lang: Mapped[str] = mapped_column(String(10), default="en")
+    reviewer: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TranscriptCache(Base):
     """A transcript per audio hash, engine and model: re-ingesting never re-transcribes."""
 
