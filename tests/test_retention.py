@@ -236,3 +236,104 @@ def test_cli_purge_rejects_a_negative_policy_in_one_line(cli_db):
     url, _ = cli_db
     result = CliRunner().invoke(app, ["purge", "--older-than", "-1", "--db", url])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+# --- quotes copied out of the transcript (issue 19) -------------------------------------------
+
+OLD_QUOTE = "we will not renew in November unless the price changes"
+YOUNG_QUOTE = "please send the notice period of the contract"
+CALLBACK = "Call me back in two weeks about the renewal."
+
+
+def _copies(engine) -> dict[str, int]:
+    """Reminders, outbox messages and features quoting an old (1) and a young (3) call."""
+    from pipeline.store import Outbox, Reminder
+
+    with session_scope(engine) as s:
+        s.add(Account(id="acme", name="Acme"))
+        s.flush()
+        old = _add_call(s, 1, call_date=NOW - timedelta(days=400), text=OLD_QUOTE)
+        _add_call(s, 4, call_date=NOW - timedelta(days=300), text=CALLBACK)
+        young = _add_call(s, 3, call_date=NOW - timedelta(days=10), text=YOUNG_QUOTE)
+        s.flush()
+        old_id, young_id = old.id, young.id
+        evidence = [
+            {"type": "cue", "label": "cancel_intent", "quote": OLD_QUOTE, "time": "00:52", "call_id": old_id,
+             "call_date": "2025-01-25"},
+            {"type": "cue", "label": "cancel_intent", "quote": YOUNG_QUOTE, "time": "01:06", "call_id": young_id,
+             "call_date": "2026-02-19"},
+        ]
+        cancel = Reminder(account_id="acme", reason="cancel_intent", due=NOW, evidence=evidence,
+                          message=f'Acme talked about cancelling: "{OLD_QUOTE}"')
+        callback = Reminder(account_id="acme", reason="customer_request", due=NOW,
+                            message=f'Acme asked you to call in two weeks: "{CALLBACK}"',
+                            evidence=[{"type": "request", "quote": CALLBACK, "phrase": "in two weeks",
+                                       "time": "00:50", "call_id": old_id + 1, "call_date": "2025-05-05"}])
+        s.add_all([cancel, callback])
+        s.flush()
+        body = f'Acme talked about cancelling\n\nWhat the customer said:\n  00:52  "{OLD_QUOTE}"\n  01:06  "{YOUNG_QUOTE}"'
+        s.add(Outbox(reminder_id=cancel.id, channel="webhook", target="http://hook", status="sent",
+                     payload={"text": body, "blocks": [{"type": "section", "text": {"type": "mrkdwn",
+                                                                                    "text": body[:80]}}]}))
+        s.add(Outbox(reminder_id=None, channel="email", target="maya@example.com", status="pending",
+                     payload={"subject": "digest", "body": f'"{CALLBACK}" and "{YOUNG_QUOTE}"'}))
+        s.add(Feature(account_id="acme", name="cue_cancel_intent", value=1.0, as_of=date(2026, 2, 1),
+                      evidence=[{"kind": "cue", "date": "2025-01-25", "quote": OLD_QUOTE, "call_id": old_id}]))
+    return {"old": old_id, "young": young_id}
+
+
+def _everything(engine) -> str:
+    """Every value of every column of every table, as one text."""
+    from pipeline.store import Base
+
+    out = []
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                out += [json.dumps(v, default=str) if not isinstance(v, str) else v for v in row]
+    return "\n".join(out)
+
+
+def test_purge_removes_old_quotes_from_every_table(engine):
+    ids = _copies(engine)
+    assert OLD_QUOTE in _everything(engine) and CALLBACK in _everything(engine)
+    with session_scope(engine) as s:
+        dry = purge(s, 90, NOW, dry_run=True)
+    assert (dry.reminders, dry.outbox, dry.features) == (2, 2, 1)
+    assert OLD_QUOTE in _everything(engine)  # a dry run changes nothing
+    with session_scope(engine) as s:
+        report = purge(s, 90, NOW)
+    assert (report.reminders, report.outbox, report.features) == (2, 2, 1)
+    everything = _everything(engine)
+    for quote in (OLD_QUOTE, CALLBACK, OLD_QUOTE[:20], CALLBACK[:20]):
+        assert quote not in everything, quote
+    assert YOUNG_QUOTE in everything  # the young call keeps its quotes
+    from pipeline.store import Outbox, Reminder
+
+    with session_scope(engine) as s:
+        cancel = s.scalar(select(Reminder).where(Reminder.reason == "cancel_intent"))
+        assert [e["quote"] for e in cancel.evidence] == ["", YOUNG_QUOTE]
+        assert [e["label"] for e in cancel.evidence] == ["cancel_intent"] * 2  # the reasons stay
+        assert cancel.message == 'Acme talked about cancelling: "[removed]"'
+        hook = s.scalar(select(Outbox).where(Outbox.channel == "webhook"))
+        assert hook.payload["blocks"][0]["text"]["text"].endswith("[removed]")  # cut short, still found
+        assert ids["old"] in [e["call_id"] for e in cancel.evidence]
+    with session_scope(engine) as s:
+        again = purge(s, 90, NOW)
+    assert (again.reminders, again.outbox, again.features) == (0, 0, 0)
+
+
+def test_purge_removes_quotes_left_behind_by_an_earlier_purge(engine):
+    """Calls purged before quotes were purged too: their reminders' quotes go on the next run."""
+    _copies(engine)
+    with session_scope(engine) as s:
+        old = select(Call.id).where(Call.call_date < NOW - timedelta(days=90))
+        s.execute(Cue.__table__.delete().where(Cue.call_id.in_(old)))
+        s.execute(Segment.__table__.delete().where(Segment.call_id.in_(old)))
+        s.execute(TranscriptCache.__table__.delete().where(TranscriptCache.audio_sha256.in_(
+            select(Call.audio_sha256).where(Call.call_date < NOW - timedelta(days=90)))))
+        s.execute(Call.__table__.update().where(Call.id.in_(old)).values(status="purged", source=None))
+    with session_scope(engine) as s:
+        report = purge(s, 90, NOW)
+    assert report.calls == 0 and report.reminders == 2
+    assert OLD_QUOTE not in _everything(engine) and CALLBACK not in _everything(engine)

@@ -175,6 +175,7 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
     Returns status "duplicate" (and stores nothing) when the same audio is already stored.
     """
     from pipeline import reminders as remind
+    from pipeline.privacy import redact
     from pipeline.risk import score as risk
 
     result = IngestResult(file=analysis.path, account_id=options.account_id)
@@ -193,7 +194,8 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
     risk_model = kit.risk_model
     risk_before = risk.score_account(session, account.id, call_dt.date(), risk_model)
 
-    call = store.add_call(session, audio_sha256=analysis.sha256, source=analysis.path, account=account, rep=rep,
+    call = store.add_call(session, audio_sha256=analysis.sha256,
+                          source=redact.redact_source(analysis.path, kit.redact_options), account=account, rep=rep,
                           call_date=call_dt, transcript=transcript, metrics=analysis.metrics, cues=analysis.cues)
     record_rules(session, kit.pack, {(c.rule, c.rule_version) for c in analysis.cues})
     if analysis.embeddings and kit.embedder is not None:

@@ -122,10 +122,11 @@ def find_cards(text: str, options: RedactOptions) -> list[tuple[int, int]]:
     for run in _digit_runs(text):
         if not options.spoken and any(g.spoken for g in run):
             continue
-        # every Luhn-valid stretch of 13-19 digits; their union, so no part of a card survives
-        for i, j, digits in _windows(run, 13, 19):
-            if "+" not in digits and luhn_ok(digits):
-                spans.append((run[i].start, run[j].end))
+        # A Luhn-valid stretch of 13-19 digits is a card; the whole run of digits it stands in
+        # goes with it: the ASR repeats or splits groups ("4,111,111,111,111,111,111"), and what
+        # is read out next to a card number (expiry, security code) is card data too.
+        if any("+" not in digits and luhn_ok(digits) for _, _, digits in _windows(run, 13, 19)):
+            spans.append((run[0].start, run[-1].end))
     return spans
 
 
@@ -137,6 +138,8 @@ def _find_spoken_phones(text: str, options: RedactOptions) -> list[tuple[int, in
             continue
         for i, j, digits in _windows(run, max(options.phone_min_digits, 5), 15):
             if any(g.spoken for g in run[i : j + 1]) and _valid_phone(digits, options.regions):
+                if i > 0 and run[i - 1].digits == "+":  # "plus" before a number read without it
+                    i -= 1
                 spans.append((run[i].start, run[j].end))
     return spans
 
@@ -155,6 +158,21 @@ _DIGIT_STRETCH = re.compile(r"\d(?:[^\w]{0,4}\d)+")  # digits close enough to be
 _MATCHER_MARGIN = 24  # characters of context the matcher sees either side of such a stretch
 
 
+# A number right after one of these words is a business reference, not a phone number:
+# "invoice number 4960013", "Kundennummer 1234567", "ticket #5550123".
+_REFERENCE_BEFORE = re.compile(
+    r"(?<!\w)(?:invoice|order|ticket|case|po|purchase order|quote|reference|ref|contract|customer"
+    r"|serial|sku|item|part|version|build|batch|rechnung|bestellung|auftrag|vertrag|kunde"
+    r"|rechnungsnummer|bestellnummer|auftragsnummer|vertragsnummer|kundennummer|ticketnummer)"
+    r"\s*(?:number|no\.?|nr\.?|num|nummer|id|#)?\s*(?:is|was|ist|war)?\s*[:#]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _is_reference(text: str, start: int) -> bool:
+    return _REFERENCE_BEFORE.search(text, max(0, start - 40), start) is not None
+
+
 def find_phones(text: str, options: RedactOptions) -> list[tuple[int, int]]:
     # the matcher is slow: run it only around stretches of digits long enough to be a number
     windows = merge_spans([
@@ -171,7 +189,7 @@ def find_phones(text: str, options: RedactOptions) -> list[tuple[int, int]]:
                     spans.append((lo + m.start, lo + m.end))
     if options.spoken:
         spans += _find_spoken_phones(text, options)
-    return spans
+    return [(s, e) for s, e in spans if not _is_reference(text, s)]
 
 
 # --- IBAN -------------------------------------------------------------------------------------
@@ -229,6 +247,61 @@ def find_ibans(text: str, options: RedactOptions) -> list[tuple[int, int]]:
         # mostly digits (words that follow an "AB12" must not make up an IBAN), and the checksum
         if 2 * sum(c.isdigit() for c in bban) >= len(bban) and iban_ok(compact[:n]):
             spans.append((m.start(), ends[n - 5]))
+    return spans + _find_asr_ibans(text, options)
+
+
+# IBANs the way an ASR writes them: the country code apart or spelled ("DE 89 ...", "D.E. 89",
+# "D E eight nine ..."), any grouping, digits read out. Tokens are letter/digit groups joined by
+# at most one separator; the IBAN is found by its country's length and the mod-97 check.
+_IBAN_TOKEN = re.compile(r"[A-Za-z0-9]+")
+_IBAN_GAP = re.compile(r"\s*[-–,./]?\s*")
+
+
+def _iban_piece(word: str, spoken: bool) -> str | None:
+    """What a token adds to an IBAN: a digit for a digit word, the token for a group of digits
+    or capitals ("3704", "WEST", "D"); None for an ordinary word, which ends the IBAN."""
+    low = word.lower()
+    if low in DIGIT_WORDS:
+        return DIGIT_WORDS[low] if spoken else None
+    if word.isdigit() or (word.isupper() and len(word) <= 4) or len(word) == 1:
+        return word.upper()
+    if re.fullmatch(r"[A-Za-z]{2}[0-9]+", word):  # "DE89", "de89"
+        return word.upper()
+    if any(c.isdigit() for c in word) and (word.isupper() or word.isdigit()):
+        return word.upper()
+    return None
+
+
+def _find_asr_ibans(text: str, options: RedactOptions) -> list[tuple[int, int]]:
+    tokens = [m for m in _IBAN_TOKEN.finditer(text) if m.group().isascii()]
+    spans = []
+    for i, first in enumerate(tokens):
+        word = first.group()
+        if not (len(word) <= 2 and word.isalpha() or re.fullmatch(r"[A-Za-z]{2}[0-9]+", word)):
+            continue
+        if first.start() > 0 and text[first.start() - 1].isalnum():
+            continue  # starts inside a word
+        compact = ""
+        for k in range(i, len(tokens)):
+            tok = tokens[k]
+            if k > i and _IBAN_GAP.fullmatch(text, tokens[k - 1].end(), tok.start()) is None:
+                break
+            piece = word.upper() if k == i else _iban_piece(tok.group(), options.spoken)
+            if piece is None or len(compact) + len(piece) > 34:
+                break
+            if len(compact) < 2 and not piece[: 2 - len(compact)].isalpha():
+                break  # the country code is letters
+            compact += piece
+            n = IBAN_LENGTHS.get(compact[:2], 0)
+            if len(compact) >= 4 and (not n or not compact[2:4].isdigit()):
+                break
+            if n and len(compact) == n:
+                bban = compact[4:]
+                if 2 * sum(c.isdigit() for c in bban) >= len(bban) and iban_ok(compact):
+                    spans.append((first.start(), tok.end()))
+                break
+            if n and len(compact) > n:
+                break
     return spans
 
 
@@ -256,7 +329,51 @@ NOT_LOCAL = frozenset({
     "see", "visit", "sign", "signed", "log", "logged", "buy", "bought", "order", "ordered", "book",
     "booked", "check", "based", "located", "hosted", "live",
     "ich", "mich", "dich", "uns", "sie", "ihn", "ihr", "es", "wir",
+    "and", "or", "but", "also", "then", "only", "just", "still", "now", "even", "both", "not",
+    "in", "on", "up", "out", "over", "back", "by", "again", "them", "all", "one", "ones",
+    "und", "oder", "aber", "auch", "dann", "nur", "noch", "jetzt", "an", "bei", "mit",
 })  # fmt: skip
+
+
+def _numeric_local(local: str) -> bool:
+    """A local part made of numbers and digit words only: "version two dot one at acme dot com"."""
+    words = re.split(r"[\s.\-_]+|\s+(?:dot|punkt)\s+", local.lower())
+    return all(w.isdigit() or w in DIGIT_WORDS or w in ("dot", "punkt", "") for w in words)
+
+# Addresses the way an ASR writes them: "name dot name at domain dot com" with the dots written
+# apart ("john .smith"), the "at" glued to a word ("smithatexample", "smithat example") or heard
+# as one more dot ("john.smith.example.com"). The local part must be two names or more.
+_ASR_SEP = r"(?:\s*\.\s*|\s+(?:dot|punkt)\s+)"
+_NAME = r"[^\W\d_](?:[^\W\d_]|-(?=[^\W\d_])){0,29}"
+_ASR_TLD = r"(?:" + "|".join(SPOKEN_TLDS) + r")"
+_ASR_EMAIL = re.compile(
+    rf"(?<![\w.@+\-'’])(?P<local>{_NAME}(?:{_ASR_SEP}{_NAME})+?)"
+    rf"(?P<at>\s*(?:at|ät)\s*|{_ASR_SEP})"
+    rf"(?P<domain>{_LABEL}(?:{_ASR_SEP}{_LABEL})*){_ASR_SEP}(?P<tld>{_ASR_TLD})(?![\w\-])",
+    re.IGNORECASE,
+)
+# Labels that start a host name rather than an address: "www.acme.co.uk", "app.eu.acme.com".
+HOST_WORDS = frozenset({
+    "www", "app", "apps", "mail", "portal", "api", "support", "help", "docs", "status", "my",
+    "login", "shop", "store", "cdn", "dev", "staging", "test", "admin", "web", "m", "go", "en",
+    "blog", "news", "info", "sales", "crm", "cloud", "secure", "auth", "static", "files",
+})  # fmt: skip
+
+
+def _find_asr_emails(text: str) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    while (m := _ASR_EMAIL.search(text, pos)) is not None:
+        names = [n.lower() for n in re.split(_ASR_SEP, m.group("local"), flags=re.IGNORECASE)]
+        at = m.group("at").strip().lower()
+        ok = names[-1] not in NOT_LOCAL and names[0] not in NOT_LOCAL and not _numeric_local(m.group("local"))
+        if at not in ("at", "ät"):  # no "at" at all: a host name unless it looks like name.name.
+            ok = ok and not any(n in SPOKEN_TLDS or n in HOST_WORDS for n in names)
+        if ok:
+            spans.append((m.start(), m.end()))
+            pos = m.end()
+        else:
+            pos = m.start() + 1
+    return spans
 
 
 def find_emails(text: str, options: RedactOptions) -> list[tuple[int, int]]:
@@ -266,11 +383,13 @@ def find_emails(text: str, options: RedactOptions) -> list[tuple[int, int]]:
         if not options.spoken and (spoken_at or re.search(_SPOKEN_DOT, m.group(), re.IGNORECASE)):
             pos = m.start() + 1
             continue
-        if spoken_at and m.group("local").lower() in NOT_LOCAL:
+        if spoken_at and (m.group("local").lower() in NOT_LOCAL or _numeric_local(m.group("local"))):
             pos = m.start() + 1  # try again from the next word: "email me at john dot ..."
             continue
         spans.append((m.start(), m.end()))
         pos = m.end()
+    if options.spoken:
+        spans += _find_asr_emails(text)
     return spans
 
 

@@ -8,13 +8,21 @@ the cues derived from it (`cues`), the sentence embeddings of its utterances
 with its duration, language, date, account, rep and coaching metrics, and the per-account
 aggregates in `features` and `risk_scores`, so scores and trends keep their history.
 
+What was said in those calls is also copied elsewhere, and goes too: the quotes in reminders'
+evidence and in their messages ("asked you to call in two weeks: \"...\""), in the payloads of
+outbox messages (pending or sent), and in the evidence of stored features. Evidence entries that
+name an old call lose their quote (it becomes ""); any other text that holds one of those quotes
+verbatim has it replaced by `QUOTE_REMOVED`, also where a message cut it short. The entries
+themselves stay (the cue's label, time, date, call id), so reminders and scores keep their
+reasons. Cue verdicts (`cue_verdicts`) are kept on purpose: they are the training set.
+
 The caller owns the session and commits; with dry_run=True nothing is changed and the report
 says what would go.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,11 +30,24 @@ from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import ChurnwatchError
-from pipeline.store import Call, Cue, Segment, TranscriptCache, UtteranceEmbedding, text_sha256
+from pipeline.store import (
+    Call,
+    Cue,
+    Feature,
+    Outbox,
+    Reminder,
+    Segment,
+    TranscriptCache,
+    UtteranceEmbedding,
+    text_sha256,
+)
 
-__all__ = ["PurgeReport", "purge", "purge_cutoff"]
+__all__ = ["QUOTE_REMOVED", "PurgeReport", "purge", "purge_cutoff"]
 
 PURGED = "purged"
+QUOTE_REMOVED = "[removed]"  # what a purged quote becomes in messages and payloads
+_MIN_QUOTE = 8  # shorter quotes ("ok", "yes") are not searched for in other text
+_MIN_CUT = 12  # the shortest beginning of a quote that counts when a message was cut short
 _CHUNK = 500  # ids per IN (...) clause; SQLite allows a few hundred bound parameters at least
 
 
@@ -41,6 +62,9 @@ class PurgeReport:
     embeddings: int  # cached utterance embeddings deleted (table utterance_embeddings)
     sources: int  # recording references cleared (Call.source set to None)
     call_ids: list[int] = field(default_factory=list)
+    reminders: int = 0  # reminders whose evidence or message lost quotes of old calls
+    outbox: int = 0  # outbox messages whose payload lost quotes of old calls
+    features: int = 0  # stored feature values whose evidence lost quotes of old calls
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -117,7 +141,22 @@ def purge(
         sources=sum(r.source is not None for r in rows),
         call_ids=ids,
     )
-    if dry_run or not ids:
+    old_ids = set(session.scalars(select(Call.id).where(old)))
+    copies = _scrub_copies(session, old_ids, ids)
+    report = replace(
+        report, reminders=len(copies[Reminder]), outbox=len(copies[Outbox]), features=len(copies[Feature])
+    )
+    if dry_run:
+        return report
+    for model, changes in copies.items():
+        for row_id, values in changes.items():
+            session.execute(
+                update(model).where(model.id == row_id).values(**values),
+                execution_options={"synchronize_session": False},
+            )
+    if not ids:
+        session.flush()
+        session.expire_all()
         return report
     for chunk in _chunks(ids):  # cues first: they point at segments
         session.execute(
@@ -139,3 +178,85 @@ def purge(
     session.flush()
     session.expire_all()  # loaded Call objects must not keep the removed segments and cues
     return report
+
+
+# --- quotes copied out of the transcript ------------------------------------------------------
+
+
+def _scrub_text(text: str, needles: list[str]) -> str:
+    """text with every needle replaced by QUOTE_REMOVED, and a needle's beginning at the very end
+    (a message cut at its length limit) too."""
+    for q in needles:
+        if q[:_MIN_CUT] not in text:  # one fast test per needle; most texts hold none
+            continue
+        text = text.replace(q, QUOTE_REMOVED)
+        for k in range(min(len(q) - 1, len(text)), _MIN_CUT - 1, -1):
+            if text.endswith(q[:k]):
+                text = text[:-k] + QUOTE_REMOVED
+                break
+    return text
+
+
+def _scrub_value(value: Any, needles: list[str], old_ids: set[int]) -> Any:
+    """A JSON value with the quotes of old calls removed (the same object when nothing changed)."""
+    if isinstance(value, str):
+        return _scrub_text(value, needles) if needles else value
+    if isinstance(value, list):
+        out = [_scrub_value(v, needles, old_ids) for v in value]
+        return value if all(a is b for a, b in zip(out, value)) else out
+    if isinstance(value, dict):
+        out = {k: _scrub_value(v, needles, old_ids) for k, v in value.items()}
+        if out.get("call_id") in old_ids and out.get("quote"):
+            out["quote"] = ""  # evidence of an old call: its quote goes, the rest stays
+        return value if all(out[k] is value[k] for k in value) else out
+    return value
+
+
+def _evidence_quotes(entries: Any, old_ids: set[int]) -> set[str]:
+    if not isinstance(entries, list):
+        return set()
+    return {
+        e["quote"]
+        for e in entries
+        if isinstance(e, dict) and e.get("call_id") in old_ids and isinstance(e.get("quote"), str)
+    }
+
+
+def _scrub_copies(session: Session, old_ids: set[int], ids: list[int]) -> dict[Any, dict[int, dict]]:
+    """Per table (Reminder, Outbox, Feature): row id → the new values of the rows that held
+    quotes of old calls. Nothing is written here."""
+    reminders = session.execute(select(Reminder.id, Reminder.message, Reminder.evidence)).all()
+    features = session.execute(
+        select(Feature.id, Feature.evidence).where(Feature.evidence.is_not(None))
+    ).all()
+    quotes: set[str] = set()
+    for chunk in _chunks(ids):
+        quotes.update(session.scalars(select(Cue.quote).where(Cue.call_id.in_(chunk))))
+    for _, _, evidence in reminders:
+        quotes |= _evidence_quotes(evidence, old_ids)
+    for _, evidence in features:
+        quotes |= _evidence_quotes(evidence, old_ids)
+    needles = sorted((q for q in quotes if len(q.strip()) >= _MIN_QUOTE), key=len, reverse=True)
+    out: dict[Any, dict[int, dict]] = {Reminder: {}, Outbox: {}, Feature: {}}
+    if not needles and not old_ids:
+        return out
+    for rid, message, evidence in reminders:
+        values = {}
+        new_message = _scrub_text(message or "", needles)
+        if new_message != (message or ""):
+            values["message"] = new_message
+        new_evidence = _scrub_value(evidence, needles, old_ids)
+        if new_evidence is not evidence:
+            values["evidence"] = new_evidence
+        if values:
+            out[Reminder][rid] = values
+    for fid, evidence in features:
+        new_evidence = _scrub_value(evidence, needles, old_ids)
+        if new_evidence is not evidence:
+            out[Feature][fid] = {"evidence": new_evidence}
+    if needles:
+        for oid, payload in session.execute(select(Outbox.id, Outbox.payload)).all():
+            new_payload = _scrub_value(payload, needles, old_ids)
+            if new_payload is not payload:
+                out[Outbox][oid] = {"payload": new_payload}
+    return out

@@ -31,6 +31,7 @@ __all__ = [
     "RedactOptions",
     "RedactResult",
     "redact_cue",
+    "redact_source",
     "redact_text",
     "redact_transcript",
 ]
@@ -263,6 +264,30 @@ def redact_transcript(
         if seg is not None:
             block.append(seg)
     return replace(transcript, segments=segments)
+
+
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}$")  # a file name's extension: ".flac", ".m4a"
+_PATH_PARTS = re.compile(r"([/\\])")
+
+
+def redact_source(source: str, options: RedactOptions = RedactOptions()) -> str:
+    """A recording's path or URL with the PII in its file and folder names replaced by tokens.
+
+    Each part of the path is searched on its own, with "_" read as a space (file names glue
+    words with it), and the file's extension is kept apart so it cannot pass for an e-mail's
+    top-level domain: "/calls/john.smith@example.com_4111111111111111.flac" becomes
+    "/calls/[EMAIL]_[CARD].flac". The folders and the extension stay, so the stored source
+    still says where the recording came from. Redacting twice changes nothing.
+    """
+    parts = _PATH_PARTS.split(source)
+    for k in range(0, len(parts), 2):  # the separators are at the odd positions
+        part = parts[k]
+        suffix = _SUFFIX.search(part) if k == len(parts) - 1 else None
+        stem = part[: suffix.start()] if suffix and suffix.start() > 0 else part
+        rest = part[len(stem) :]
+        findings = redact_text(stem.replace("_", " "), options).findings
+        parts[k] = _render(stem, findings, options) + rest
+    return "".join(parts)
 
 
 def redact_cue(cue: Cue, options: RedactOptions = RedactOptions()) -> Cue:
