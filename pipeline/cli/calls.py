@@ -81,12 +81,14 @@ def ingest(
     executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (parallel workers).")] = "local",
     workers: Annotated[int, typer.Option("--workers", help="Ray workers, each loading its models once.")] = 2,
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: start a local one).")] = None,
+    create_account: Annotated[bool, typer.Option("--create-account", help="Add the account if the CRM data does not have it yet (otherwise an unknown id is an error).")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Transcribe recordings, find churn cues, store them, re-score the account and plan reminders.
 
     A bad file is reported and skipped; the exit code is the number of files that failed (0 = all ok).
+    The account must exist in the imported CRM data, unless --create-account is given.
     """
     from pipeline import store
     from pipeline.flow import executors as scale
@@ -101,12 +103,36 @@ def ingest(
     options = ingest_mod.IngestOptions(account_id=account, rep=rep, call_date=parse_date_option(call_date, "--date"))
     engine = store.make_engine(settings.db_url)
     store.init_db(engine)
+    _check_account(engine, account, create_account)
     jobs = [(f, options) for f in files]
     results = scale.run_jobs(jobs, settings, executor=executor, workers=workers, address=address,
                              progress=not as_json)
     _report_ingest(results, as_json)
     failed = sum(r.status == "error" for r in results)
     raise typer.Exit(min(failed, 100))
+
+
+def _check_account(engine, account: str, create: bool) -> None:
+    """Refuse an account id the CRM data does not hold (naming the closest ones), before any
+    recording is read; --create-account adds it instead."""
+    from pipeline import store
+    from pipeline.store.lookups import find_account
+
+    if not account.strip():
+        fail("--account is empty. Give the CRM account id the calls belong to, e.g. --account ACC-1003.")
+    with store.session_scope(engine) as session:
+        found = find_account(session, account)
+    if found.account is not None or create:
+        return
+    if not found.known:
+        # no CRM data imported yet: nothing to check the id against (churnwatch crm import)
+        err_console.print(f"[yellow]note:[/yellow] no CRM accounts are imported yet, so {account!r} cannot be "
+                          "checked; it is added as a new account. Import them with: churnwatch crm import",
+                          highlight=False, soft_wrap=True)
+        return
+    hint = f" The closest existing: {', '.join(found.closest)}." if found.closest else ""
+    fail(f"No account {account!r} in the CRM data.{hint} Check the id, or add it as a new account with "
+         "--create-account.")
 
 
 def _report_ingest(results, as_json: bool) -> None:

@@ -34,6 +34,14 @@ def _reminders_ctx(db: str | None):
     return settings, engine, policies
 
 
+def _account_label(session, reminder_id: int) -> str:
+    from pipeline.store import Account, Reminder
+
+    reminder = session.get(Reminder, reminder_id)
+    account = session.get(Account, reminder.account_id) if reminder else None
+    return (account.name if account and account.name else None) or (reminder.account_id if reminder else "?")
+
+
 def _now():
     from datetime import timezone
 
@@ -54,8 +62,9 @@ def reminders_list(
 
     _, engine, policies = _reminders_ctx(db)
     statuses = ("open", "snoozed", "done", "dropped") if all_ else remind.OPEN
+    now = _now()
     with store.session_scope(engine) as session:
-        rows = [remind.reminder_to_dict(r, policies)
+        rows = [remind.reminder_to_dict(r, policies, now)
                 for r in remind.list_reminders(session, rep, parse_date_option(due_before, "--due-before"), statuses)]
     if as_json:
         print_json(rows)
@@ -63,15 +72,21 @@ def reminders_list(
     if not rows:
         console.print("No reminders.")
         return
-    table = Table("id", "due", "account", "what", "priority", "status", "tries")
+    table = Table("id", "due (rep's time)", "account", "what", "priority", "status", "tries")
     table.add_column("suggested action", ratio=1, min_width=30)
     for column in table.columns[:2]:
         column.no_wrap = True
     for r in rows:
         status = r["status"] if r["stage"] in ("first-try", "stopped") else f"{r['status']} ({r['stage']})"
-        table.add_row(str(r["id"]), r["due"][:16].replace("T", " "), r["account"] or r["account_id"], r["title"],
+        due = r["due_local"][:16].replace("T", " ") + ("" if r["timezone"] == "UTC" else f" {r['timezone']}")
+        if r["overdue"]:
+            due = f"[red]{due} OVERDUE[/red]"
+        table.add_row(str(r["id"]), due, r["account"] or r["account_id"], r["title"],
                       r["priority"] or "", status, str(r["attempts"]), r["message"])
     console.print(table)
+    late = sum(r["overdue"] for r in rows)
+    if late:
+        console.print(f"{late} overdue: call them first, or move them with `churnwatch reminders snooze ID --days N`.")
 
 
 @reminders_app.command("done")
@@ -106,24 +121,24 @@ def reminders_snooze(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Move a reminder to a later date."""
-    from datetime import time, timedelta, timezone
-
+    """Move a reminder to the start of a later working day, in the rep's time zone."""
     from pipeline import reminders as remind
     from pipeline import store
 
     if (until is None) == (days is None):
         fail("Give exactly one of --until YYYY-MM-DD or --days N.")
+    day = parse_date_option(until, "--until")
     _, engine, policies = _reminders_ctx(db)
     now = _now()
-    when = (now + timedelta(days=days) if days is not None
-            else datetime.combine(parse_date_option(until, "--until"), time(policies.due_hour), tzinfo=timezone.utc))
     with store.session_scope(engine) as session:
-        data = remind.reminder_to_dict(remind.snooze(session, reminder_id, when, now), policies)
+        reminder = remind.snooze_to_day(session, reminder_id, now, policies, days=days, day=day)
+        data = remind.reminder_to_dict(reminder, policies, now)
     if as_json:
         print_json(data)
     else:
-        console.print(f"Reminder {reminder_id} snoozed until {data['due'][:16].replace('T', ' ')} UTC.")
+        local = datetime.fromisoformat(data["due_local"])
+        console.print(f"Reminder {reminder_id} snoozed until {local:%a %Y-%m-%d %H:%M} {data['timezone']} "
+                      "(the start of the working day).", highlight=False)
 
 
 @reminders_app.command("plan")
@@ -154,7 +169,10 @@ def reminders_deliver(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Send queued reminder messages (webhook, e-mail); failures stay queued for the next run."""
+    """Send reminder messages (webhook, e-mail); failures stay queued for the next run.
+
+    Open reminders that have no message on a channel set up since they were made (a webhook URL
+    added later) are queued first; with `delivery.digest` each rep gets one message a day."""
     import httpx
 
     from pipeline import store
@@ -163,15 +181,31 @@ def reminders_deliver(
     _, engine, policies = _reminders_ctx(db)
     now = _now()
     with store.session_scope(engine) as session, httpx.Client(timeout=10) as client:
+        queued = deliver.queue_open_reminders(session, policies, now)
+        deliver.queue_digests(session, policies, now, queued)
+        waiting = {rid: (why, _account_label(session, rid)) for rid, why in queued.not_queued.items()}
+        session.commit()
         if retry_failed:
             deliver.retry_failed(session, now)
         report = deliver.deliver_pending(session, now, client, policies.delivery.smtp,
                                          max_attempts=policies.delivery.max_attempts,
                                          backoff_seconds=policies.delivery.backoff_seconds)
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), **queued.to_dict()})
         return
+    if queued.queued:
+        console.print(f"Queued {len(queued.queued)} open reminder(s) made before their channel was set up.",
+                      soft_wrap=True)
+    if queued.digests:
+        console.print(f"{len(queued.digests)} daily digest(s) queued.")
     console.print(f"{len(report.sent)} sent, {len(report.retrying)} will be retried, {len(report.failed)} gave up.")
+    reasons: dict[str, list[str]] = {}
+    for rid, (why, label) in waiting.items():
+        reasons.setdefault(why, []).append(f"reminder {rid}, {label}")
+    for why, items in reasons.items():
+        shown = "; ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+        err_console.print(f"[yellow]{len(items)} open reminder(s) not sent[/yellow] ({shown}): {why}.",
+                          highlight=False, soft_wrap=True)
     for outbox_id, error in report.errors.items():
         err_console.print(f"[yellow]message {outbox_id}[/yellow]: {error}", highlight=False)
     if report.failed:
@@ -199,7 +233,7 @@ def reminders_outbox(
         return
     table = Table("id", "reminder", "channel", "target", "status", "tries", "last error")
     for m in rows:
-        table.add_row(str(m["id"]), str(m["reminder_id"]), m["channel"], m["target"], m["status"],
+        table.add_row(str(m["id"]), "digest" if m["reminder_id"] is None else str(m["reminder_id"]), m["channel"], m["target"], m["status"],
                       str(m["attempts"]), m["last_error"] or "")
     console.print(table)
 

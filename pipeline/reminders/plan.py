@@ -25,6 +25,7 @@ from pipeline.reminders.followup import (
     OPEN,
     _aware,
     _due,
+    rep_zone,
     sync_crm_attempts,
 )
 from pipeline.reminders.post_call_note import mmss, plain_factor
@@ -87,7 +88,7 @@ def upsert_reminder(
     policy = policies.policy(reason)
     if policy is None:
         raise ChurnwatchError(f"No reminder policy for {reason!r} in reminders.yaml; add one under `cues:`.")
-    due = _due(policies, due_day)
+    due = _due(policies, due_day, rep_zone(session, policies, account_id, rep_id))
     existing = find_open(session, account_id, reason)
     if existing is not None:
         seen = {_key(e) for e in existing.evidence}

@@ -12,6 +12,8 @@ import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -83,25 +85,49 @@ class Smtp(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
 
 
+def _check_zone(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use a name like Europe/Berlin, "
+                         "America/New_York or UTC") from None
+    return value
+
+
 class RepTarget(_Strict):
     email: str | None = None
+    webhook_url: str | None = None  # the rep's own channel; the team webhook_url is the fallback
     language: str | None = None
+    timezone: str | None = None  # e.g. Europe/Berlin; default: default_timezone
+
+    _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
 
 
 class Delivery(_Strict):
     webhook_url: str | None = None
     manager_webhook_url: str | None = None
     manager_email: str | None = None
+    base_url: str | None = None  # the churnwatch web app: messages link to {base_url}/accounts/{id}
+    digest: bool = False  # one message a day per rep instead of one per reminder
+    digest_hour: Annotated[int, Field(ge=0, le=23)] | None = None  # local hour; default due_hour
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 6
     backoff_seconds: Annotated[float, Field(ge=0, le=86400)] = 60
     smtp: Smtp = Smtp()
     reps: dict[str, RepTarget] = {}
 
+    def account_link(self, account_id: str) -> str | None:
+        if not self.base_url:
+            return None
+        return f"{self.base_url.rstrip('/')}/accounts/{quote(account_id, safe='')}"
+
 
 class Policies(_Strict):
     version: Literal[1] = 1
     default_language: str = "en"
-    due_hour: Annotated[int, Field(ge=0, le=23)] = 9
+    due_hour: Annotated[int, Field(ge=0, le=23)] = 9  # the start of the rep's working day
+    default_timezone: str = "UTC"  # reps without a `timezone` under delivery.reps
     skip_weekends: bool = True
     cues: dict[str, Policy] = {}
     risk_threshold: Policy
@@ -109,6 +135,13 @@ class Policies(_Strict):
     customer_request: Policy
     follow_up: FollowUp = FollowUp()
     delivery: Delivery = Delivery()
+
+    _zone = field_validator("default_timezone")(classmethod(lambda cls, v: _check_zone(v)))
+
+    def zone(self, rep_name: str | None) -> ZoneInfo:
+        """The time zone a rep works in (delivery.reps.<name>.timezone, else default_timezone)."""
+        target = self.delivery.reps.get(rep_name) if rep_name else None
+        return ZoneInfo((target.timezone if target and target.timezone else None) or self.default_timezone)
 
     @field_validator("cues")
     @classmethod
@@ -130,6 +163,7 @@ ENV_OVERRIDES = {
     "CHURNWATCH_WEBHOOK_URL": (("webhook_url",), str),
     "CHURNWATCH_MANAGER_WEBHOOK_URL": (("manager_webhook_url",), str),
     "CHURNWATCH_MANAGER_EMAIL": (("manager_email",), str),
+    "CHURNWATCH_BASE_URL": (("base_url",), str),
     "CHURNWATCH_SMTP_HOST": (("smtp", "host"), str),
     "CHURNWATCH_SMTP_PORT": (("smtp", "port"), int),
     "CHURNWATCH_SMTP_FROM": (("smtp", "sender"), str),
