@@ -37,6 +37,48 @@ def _risk_model(settings):
     return load_risk_model(settings.rules_dir, settings.models_dir)
 
 
+def _money(v) -> str:
+    try:
+        return f"{float(v):,.2f}"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def describe_evidence(ev: dict, labels: dict[str, str] | None = None) -> str:
+    """One piece of evidence in plain words: the order, the call quote, the CRM event."""
+    kind = ev.get("kind")
+    if ev.get("quote") is not None:
+        text = f'"{ev["quote"]}" (call on {ev.get("date")})'
+    elif kind == "invoice":
+        paid = f"paid {ev['paid']}" if ev.get("paid") else "unpaid"
+        text = f"invoice {ev.get('invoice_id') or '(no number)'} of {_money(ev.get('amount'))}, due {ev.get('due')}, {paid}"
+    elif kind == "order":
+        what = "credit note" if (ev.get("amount") or 0) < 0 else "order"
+        text = f"{what} {ev.get('date')}" + (f", {_money(ev['amount'])}" if ev.get("amount") is not None else "")
+        text += f" ({ev['invoice_id']})" if ev.get("invoice_id") else ""
+    elif kind == "support":
+        text = f"support case {ev.get('case_id') or ''} opened {ev.get('date')}".replace("  ", " ")
+        text += f": {ev['subject']}" if ev.get("subject") else ""
+    elif kind == "contact":
+        text = f"new contact {ev.get('name')}" + (f" ({ev['role']})" if ev.get("role") else "") + f", added {ev.get('date')}"
+    else:
+        bits = [str(ev.get("date"))] + [str(ev[k]) for k in ("direction", "outcome") if ev.get(k)]
+        text = f"{kind or 'activity'} " + " ".join(bits)
+    if ev.get("counted_under"):
+        name = (labels or {}).get(ev["counted_under"]) or ev["counted_under"]
+        text += f" [the same event, counted once under '{name}']"
+    return text
+
+
+_KEY_WORDS = {"invoice": "invoice", "case": "support case", "contact": "new contact"}
+
+
+def _top_points(r, n: int = 3) -> str:
+    _, shown = r.shown_points()
+    labels = {k: (v or {}).get("label") or k for k, v in r.evidence.items()}
+    return "; ".join(f"{labels.get(k, k)} {shown[k]:+.1f}" for k in r.top_factors(n))
+
+
 @risk_app.command("score")
 def risk_score(
     as_of: AsOfOption = None,
@@ -44,7 +86,8 @@ def risk_score(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (account_id, score, flagged, top factor).")] = False,
     db: DbOption = None,
 ) -> None:
-    """Score every open account, store the scores, and print them riskiest first."""
+    """Score every open account, store the scores, and print them riskiest first, with the factors
+    that add the most points."""
     from pipeline import store
     from pipeline.risk import score as risk
 
@@ -53,34 +96,43 @@ def risk_score(
     day = parse_date_option(as_of, "--as-of") or date.today()
     with store.session_scope(engine) as session:
         results = risk.score_accounts(session, day, model)
-        for r in results:
-            risk.save_score(session, r)
+        risk.save_scores(session, results)
 
     def top(r):
-        factors = {k: v for k, v in r.contributions.items() if k != "intercept"}
-        return max(factors, key=factors.get) if factors else ""
+        t = r.top_factors(1)
+        return t[0] if t else ""
 
     if as_json:
+        out = []
+        for r in results:
+            base, shown = r.shown_points(2)
+            out.append({"account_id": r.account_id, "score": round(r.score, 2), "flagged": r.flagged,
+                        "threshold": r.threshold, "segment": r.segment, "base_score": base,
+                        "points": {k: v for k, v in sorted(shown.items(), key=lambda kv: -abs(kv[1])) if v},
+                        "log_odds": round(r.log_odds, 4),
+                        "contributions": {k: round(v, 4) for k, v in r.contributions.items()}})
         print_json({"as_of": day.isoformat(), "model_version": model.version, "threshold": model.threshold,
-                     "scores": [{"account_id": r.account_id, "score": round(r.score, 2), "flagged": r.flagged,
-                                 "log_odds": round(r.log_odds, 4),
-                                 "contributions": {k: round(v, 4) for k, v in r.contributions.items()}}
-                                for r in results]})
+                    "points": "score points: base_score + sum(points) = score (see risk explain)",
+                    "scores": out})
         return
     if as_csv:
         import csv
 
         w = csv.writer(sys.stdout)
-        w.writerow(["account_id", "score", "flagged", "top_factor"])
+        w.writerow(["account_id", "score", "flagged", "top_factor", "top_factor_points"])
         for r in results:
-            w.writerow([r.account_id, f"{r.score:.1f}", int(r.flagged), top(r)])
+            t = top(r)
+            w.writerow([r.account_id, f"{r.score:.1f}", int(r.flagged), t,
+                        f"{r.shown_points()[1][t]:+.1f}" if t else ""])
         return
     table = Table(title=f"Risk as of {day} (model {model.version}, threshold {model.threshold:g})")
-    for col in ("#", "account", "score", "flag", "biggest factor"):
+    for col in ("#", "account", "score", "flag", "biggest factors (score points)"):
         table.add_column(col, justify="right" if col in ("#", "score") else "left")
     for i, r in enumerate(results, 1):
-        table.add_row(str(i), r.account_id, f"{r.score:.1f}", "⚑" if r.flagged else "", top(r))
+        table.add_row(str(i), r.account_id, f"{r.score:.1f}", "⚑" if r.flagged else "", _top_points(r))
     console.print(table)
+    console.print("Points are each factor's share of the score: an ordinary account's base score plus every "
+                  "factor's points is the score. Details: churnwatch risk explain ACCOUNT", highlight=False)
 
 
 @risk_app.command("explain")
@@ -90,7 +142,7 @@ def risk_explain(
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
-    """Show each factor's contribution to an account's score and the evidence behind it."""
+    """Show each factor's share of an account's score in points, with the evidence behind it."""
     from pipeline import store
     from pipeline.risk import score as risk
 
@@ -101,27 +153,58 @@ def risk_explain(
         if session.get(store.Account, account) is None:
             fail(f"No account {account!r} in {settings.db_url}. Import it: churnwatch crm import accounts.csv --kind accounts")
         r = risk.score_account(session, account, day, model)
+    base, shown = r.shown_points()
     if as_json:
-        print_json(r.to_dict())
+        d = r.to_dict()
+        d["shown"] = {"score": round(r.score, 1), "base_score": base, "points": shown}
+        print_json(d)
         return
-    console.print(f"[bold]{account}[/bold] as of {day}: score [bold]{r.score:.1f}[/bold]"
-                  f"{' [red]flagged[/red]' if r.flagged else ''} (threshold {r.threshold:g}, model {r.model_version}, "
-                  f"log-odds {r.log_odds:+.3f} = sum of the contributions)", highlight=False)
+    labels = {k: (v or {}).get("label") or k for k, v in r.evidence.items()}
+    seg = f", weights for segment {r.segment}" if r.segment else ""
+    console.print(f"[bold]{account}[/bold] as of {day}: churn risk [bold]{round(r.score, 1):.1f}[/bold] out of 100"
+                  f"{' [red]flagged[/red]' if r.flagged else ''} (alert line {r.threshold:g}{seg}; "
+                  f"model {r.model_version})", highlight=False)
+    console.print(f"An ordinary account scores {base:.1f}. Each factor below adds or takes away points; "
+                  f"together they make the score.", highlight=False)
     table = Table()
-    for col in ("factor", "value", "log-odds", "why"):
-        table.add_column(col, justify="right" if col in ("value", "log-odds") else "left")
-    table.add_row("baseline (intercept)", "", f"{r.contributions['intercept']:+.3f}", "")
-    ranked = sorted((k for k in r.contributions if k != "intercept"), key=lambda k: -abs(r.contributions[k]))
+    for col in ("factor", "value", "points", "evidence"):
+        table.add_column(col, justify="right" if col in ("value", "points") else "left")
+    table.add_row("ordinary account (base)", "", f"{base:.1f}", "")
+    ranked = sorted((k for k in shown if shown[k] != 0), key=lambda k: (-abs(r.points[k]), k))
     for name in ranked:
         info = r.evidence.get(name, {})
         value = info.get("value")
         why = [info.get("note", "")]
-        for ev in info.get("evidence", [])[:3]:
-            why.append(f'"{ev["quote"]}" ({ev["date"]}, {ev["rule"]})' if ev.get("quote")
-                       else ", ".join(f"{k} {v}" for k, v in ev.items() if v is not None and k != "kind"))
-        table.add_row(info.get("label") or name, "" if value is None else f"{value:g}",
-                      f"{r.contributions[name]:+.3f}", "\n".join(w for w in why if w))
+        if info.get("value_before_merge") is not None:
+            why.append(f"(counted {info['value_before_merge']:g} before merging events counted under other factors)")
+        items = info.get("evidence", [])
+        counted = [ev for ev in items if not ev.get("counted_under") and ev.get("units", 1) != 0]
+        for ev in (counted or items)[:3]:
+            why.append(describe_evidence(ev, labels))
+            seen = {describe_evidence({k: v for k, v in ev.items() if k != "counted_under"})}
+            for same in sorted(ev.get("same_event", []), key=lambda e: e.get("quote") is None):
+                text = describe_evidence({k: v for k, v in same.items() if k != "counted_under"})
+                if text not in seen:
+                    seen.add(text)
+                    why.append(f"  the same event, under '{labels.get(same['feature'], same['feature'])}': {text}")
+        if len(counted) > 3:
+            why.append(f"... and {len(counted) - 3} more")
+        table.add_row(labels.get(name, name), "" if value is None else f"{value:.3g}", f"{shown[name]:+.1f}",
+                      "\n".join(w for w in why if w))
+    table.add_row("[bold]score[/bold]", "", f"[bold]{round(r.score, 1):.1f}[/bold]", "")
     console.print(table)
+    quiet = len(r.points) - len(ranked)
+    if quiet:
+        console.print(f"{quiet} other factor(s) are at their normal value and add no points.", highlight=False)
+    for m in r.merged:
+        others = sorted({labels.get(d, d) for d in m["dropped"] if d != m["kept"]})
+        what = ", ".join(_KEY_WORDS[k.split(":", 1)[0]] + " " + (k.split(":", 1)[1].title() if k.startswith("contact:")
+                                                                  else k.split(":", 1)[1]) for k in m["keys"]
+                         if k.split(":", 1)[0] in _KEY_WORDS) or (f'the sentence "{m["quotes"][0]}"' if m.get("quotes")
+                                                                else "one sentence of a call")
+        line = f"Counted once: {what} is one event, counted under '{labels.get(m['kept'], m['kept'])}'"
+        console.print(line + (f", not again under {', '.join(repr(o) for o in others)}." if others else "."),
+                      highlight=False, soft_wrap=True)
 
 
 @risk_app.command("fit")
@@ -176,9 +259,11 @@ def risk_backtest(
     horizon_days: Annotated[int, typer.Option("--horizon-days", help="No order within this many days after the cutoff counts as lost.")] = 91,
     column_map: MapOption = None,
     preset: PresetOption = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a reliability chart per cutoff (PNG) to this folder.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train only on what was known before each cutoff, score the active accounts, compare with baselines."""
+    """Train only on what was known before each cutoff, score the active accounts, compare with baselines;
+    Brier scores and (with --plot) reliability charts show how well the probabilities are calibrated."""
     from pipeline.crm import parse_map
     from pipeline.risk import fit as riskfit
 
@@ -188,6 +273,15 @@ def risk_backtest(
         err_console.print(f"{len(bad)} bad row(s) in {orders} skipped, first: {bad[0]}", highlight=False)
     for cutoff, reason in result.skipped.items():
         err_console.print(f"[yellow]skipped[/yellow] {reason}", highlight=False, soft_wrap=True)
+    charts = []
+    if plot is not None:
+        from pipeline.risk.calibration import write_reliability_png
+
+        try:
+            charts = write_reliability_png(result.calibration, plot)
+        except OSError as e:
+            fail(f"Cannot write the reliability charts to {plot}: {e.strerror or e}. Pick a folder you can write to.")
+        err_console.print(f"Reliability charts: {', '.join(str(c) for c in charts)}", highlight=False, soft_wrap=True)
     if as_json:
         print_json(result.to_dict())
         return
@@ -226,10 +320,13 @@ def risk_backtest(
 def risk_churn_rate(
     period: Annotated[str, typer.Option("--period", help="month or quarter.")] = "quarter",
     by: Annotated[Optional[str], typer.Option("--by", help="Split by rep or segment.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="First period to show: the one holding this date, YYYY-MM-DD.")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Count up to this date, YYYY-MM-DD (default: today); the period it falls in is marked partial.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Churn and retention per period: the share of accounts open at the start that were lost (new ones excluded)."""
+    """Churn and retention per period: the share of accounts open at the start that were lost (new ones
+    excluded), and the revenue those accounts kept (gross and net revenue retention, from orders)."""
     from dataclasses import asdict
 
     from pipeline import store
@@ -237,14 +334,30 @@ def risk_churn_rate(
 
     settings, engine = open_store(db, create=True)
     with store.session_scope(engine) as session:
-        rows = churn_rates(session, period, by)
+        rows = churn_rates(session, period, by, until=parse_date_option(until, "--until"),
+                           since=parse_date_option(since, "--since"))
     if as_json:
-        print_json([asdict(r) for r in rows])
+        print_json([{**asdict(r), "start": r.start.isoformat(), "end": r.end.isoformat() if r.end else None}
+                    for r in rows])
         return
     table = Table(title=f"Churn per {period}" + (f" by {by}" if by else ""))
-    for c in ("period",) + ((by,) if by else ()) + ("accounts at start", "lost", "churn", "retention"):
+    cols = ("accounts at start", "lost", "churn", "retention", "revenue before", "revenue", "gross rev. retention",
+            "net rev. retention")
+    for c in ("period",) + ((by,) if by else ()) + cols:
         table.add_column(c, justify="left" if c in ("period", by) else "right")
+
+    def pct(v):
+        return "" if v is None else f"{v:.1%}"
+
     for r in rows:
-        table.add_row(r.period, *((r.group,) if by else ()), str(r.base), str(r.lost),
-                      f"{r.churn_rate:.1%}", f"{r.retention_rate:.1%}")
+        name = f"{r.period} (partial, to {r.end})" if r.partial else r.period
+        table.add_row(name, *((r.group,) if by else ()), str(r.base), str(r.lost), f"{r.churn_rate:.1%}",
+                      f"{r.retention_rate:.1%}", f"{r.revenue_before:,.0f}", f"{r.revenue:,.0f}",
+                      pct(r.gross_revenue_retention), pct(r.net_revenue_retention))
     console.print(table)
+    if any(r.partial for r in rows):
+        console.print("A partial period counts losses so far, and compares its revenue so far with the same number "
+                      "of days at the start of the period before.", highlight=False, soft_wrap=True)
+    console.print("Revenue retention: the revenue of the accounts open at the start, against their revenue in the "
+                  "period before. Net counts growth; gross caps each account at what it bought before.",
+                  highlight=False, soft_wrap=True)

@@ -54,6 +54,9 @@ class FeatureOptions:
     # A new contact whose role matches this is a stakeholder change.
     senior_role_pattern: str = (r"\b(ceo|cfo|coo|cto|cio|chief|vp|vice president|director|head|owner|"
                                 r"founder|procurement|purchasing|buyer|controller)\b")
+    # A call where an invoice was disputed and a billing case opened within this many days of it
+    # are one dispute (counted once in the score).
+    link_window_days: int = 14
     # Cue labels that always get a feature (cue_<label>), even at zero.
     cue_labels: tuple[str, ...] = CUE_LABELS
 
@@ -128,7 +131,8 @@ def order_features(orders: list[tuple[date, float, dict]], as_of: date,
     else:
         out["order_cadence"] = FeatureValue("order_cadence", None, [], "fewer than two orders: no usual interval")
     credits = [o for o in rows if o[1] < 0 and o[0] > as_of - timedelta(days=options.credit_window_days)]
-    out["credit_notes_180"] = FeatureValue("credit_notes_180", float(len(credits)), [ev(o) for o in credits],
+    out["credit_notes_180"] = FeatureValue("credit_notes_180", float(len(credits)),
+                                           [{**ev(o), "units": 1.0} for o in credits],
                                            f"{len(credits)} credit notes in {options.credit_window_days} days")
     return out
 
@@ -190,7 +194,7 @@ def _late_payments(orders: list[tuple[date, float, dict]], as_of: date, o: Featu
         deadline = due + timedelta(days=o.late_grace_days)
         if (paid is not None and paid > deadline) or (paid is None and as_of > deadline):
             late.append({"kind": "invoice", "invoice_id": attrs.get("invoice_id"), "due": _iso(due),
-                         "paid": _iso(paid) if paid else None, "amount": amount})
+                         "paid": _iso(paid) if paid else None, "amount": amount, "units": 1.0})
     return FeatureValue("late_payments_365", float(len(late)), late,
                         f"{len(late)} invoices paid late or unpaid past due")
 
@@ -229,19 +233,22 @@ def _support_features(cases, as_of: date, o: FeatureOptions) -> list[FeatureValu
     now = [c for c in cases if c.occurred_on > as_of - w]
     before = [c for c in cases if as_of - 2 * w < c.occurred_on <= as_of - w]
 
-    def ev(c):
+    def ev(c, units=None):
         a = c.attributes or {}
-        return {"kind": "support", "date": _iso(c.occurred_on), "case_id": a.get("case_id"),
-                "subject": a.get("subject"), "priority": a.get("priority")}
+        e = {"kind": "support", "date": _iso(c.occurred_on), "case_id": a.get("case_id"),
+             "subject": a.get("subject"), "priority": a.get("priority")}
+        if units is not None:
+            e["units"] = units
+        return e
 
     pattern = re.compile(o.dispute_pattern, re.IGNORECASE)
     disputes = [c for c in cases if c.occurred_on > as_of - timedelta(days=o.credit_window_days)
                 and pattern.search((c.attributes or {}).get("subject") or "")]
     return [
-        FeatureValue("support_cases_90", float(len(now)), [ev(c) for c in now], f"{len(now)} cases opened"),
-        FeatureValue("support_trend", float(len(now) - len(before)), [ev(c) for c in before + now],
+        FeatureValue("support_cases_90", float(len(now)), [ev(c, 1.0) for c in now], f"{len(now)} cases opened"),
+        FeatureValue("support_trend", float(len(now) - len(before)), [ev(c) for c in before] + [ev(c, 1.0) for c in now],
                      f"{len(now)} cases in the last {o.support_window_days} days vs {len(before)} before"),
-        FeatureValue("disputes_180", float(len(disputes)), [ev(c) for c in disputes],
+        FeatureValue("disputes_180", float(len(disputes)), [ev(c, 1.0) for c in disputes],
                      f"{len(disputes)} billing disputes in {o.credit_window_days} days"),
     ]
 
@@ -253,7 +260,7 @@ def _contacts_features(contacts, as_of: date, o: FeatureOptions) -> list[Feature
     changes = [c for c in new if senior.search(c.role or "")]
 
     def ev(c):
-        return {"kind": "contact", "date": _iso(c.added_on), "name": c.name, "role": c.role}
+        return {"kind": "contact", "date": _iso(c.added_on), "name": c.name, "role": c.role, "units": 1.0}
 
     return [FeatureValue("new_contacts_90", float(len(new)), [ev(c) for c in new], f"{len(new)} new contacts"),
             FeatureValue("stakeholder_changes_90", float(len(changes)), [ev(c) for c in changes],
@@ -269,8 +276,11 @@ def _cue_features(rows, as_of: date, o: FeatureOptions) -> list[FeatureValue]:
     out = []
     for label, items in sorted(by_label.items()):
         items.sort(key=lambda t: t[1], reverse=True)
+        # every cue keeps its evidence (units: its decayed weight), so one sentence or one dispute
+        # said on a call and filed in the CRM can be counted once (pipeline.risk.explain)
         evidence = [{"kind": "cue", "date": _iso(w), "quote": c.quote, "call_id": c.call_id,
-                     "rule": f"{c.rule_name}@{c.rule_version}", "weight": round(d, 3)} for c, w, d in items[:5]]
+                     "segment_id": getattr(c, "segment_id", None), "rule": f"{c.rule_name}@{c.rule_version}",
+                     "weight": round(d, 3), "units": d} for c, w, d in items]
         out.append(FeatureValue(f"cue_{label}", float(sum(d for _, _, d in items)), evidence,
                                 f"{len(items)} {label.replace('_', ' ')} cues, decayed "
                                 f"(half-life {o.cue_half_life_days:g} days)"))
@@ -281,27 +291,157 @@ def _day(value: datetime | None) -> date | None:
     return value.date() if value is not None else None
 
 
+# --- which invoice, case or contact a call quote refers to --------------------------------------
+
+_MONTHS = {m: i for i, names in enumerate((
+    ("january", "januar", "jan"), ("february", "februar", "feb"), ("march", "märz", "maerz", "mar"),
+    ("april", "apr"), ("may", "mai"), ("june", "juni", "jun"), ("july", "juli", "jul"), ("august", "aug"),
+    ("september", "sept", "sep"), ("october", "oktober", "oct", "okt"), ("november", "nov"),
+    ("december", "dezember", "dec", "dez")), 1) for m in names}
+_MONTH_RE = re.compile(r"\b(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+_INVOICE_RE = re.compile(r"\b(invoice|invoices|bill|rechnung|rechnungen|factura|facture)\b", re.IGNORECASE)
+# Cue labels whose quotes may refer to a billing dispute case opened near the call.
+_DISPUTE_CUES = ("invoice_dispute",)
+
+
+def _month_invoices(orders, month: int, on: date, late_ids: set) -> list[str]:
+    """The invoice a quote means by "the <month> invoice" on a call on `on`: the account's invoice
+    from the latest such month on or before the call; of several, the ones paid late or unpaid."""
+    cands = [(d, a.get("invoice_id")) for d, amt, a in orders if amt > 0 and d <= on and d.month == month
+             and a.get("invoice_id")]
+    if not cands:
+        return []
+    year = max(d.year for d, _ in cands)
+    ids = [i for d, i in cands if d.year == year]
+    if len(ids) > 1:
+        ids = [i for i in ids if i in late_ids]
+    return ids if len(ids) == 1 else []
+
+
+def link_cue_refs(cue_feats: list[FeatureValue], orders, cases, contacts, as_of: date,
+                  late_ids: set, o: FeatureOptions) -> None:
+    """Add to each cue's evidence the events its quote refers to (`refs`): an invoice or case id
+    written in the quote, "the October invoice" (that month's invoice), a billing dispute case
+    opened within `link_window_days` of a call where an invoice was disputed, a contact named in
+    the quote. Evidence sharing a ref is one event and is counted once when scoring."""
+    invoice_ids = {str(a["invoice_id"]): str(a["invoice_id"]) for _, amt, a in orders if a.get("invoice_id")}
+    case_rows = [(c.occurred_on, (c.attributes or {}).get("case_id"), (c.attributes or {}).get("subject") or "")
+                 for c in cases if c.occurred_on <= as_of]
+    pattern = re.compile(o.dispute_pattern, re.IGNORECASE)
+    names = []
+    for c in contacts:
+        if c.added_on is not None and c.added_on <= as_of and c.name:
+            full = c.name.strip()
+            first = full.split()[0]
+            names.append((full.lower(), re.compile(r"\b" + re.escape(first) + r"\b", re.IGNORECASE)
+                          if len(first) >= 3 else None))
+    w = timedelta(days=o.link_window_days)
+    for fv in cue_feats:
+        label = fv.name[4:]
+        for ev in fv.evidence:
+            quote = ev.get("quote") or ""
+            on = date.fromisoformat(ev["date"])
+            refs = []
+            low = quote.lower()
+            for iid in invoice_ids:
+                if iid.lower() in low:
+                    refs.append(f"invoice:{iid}")
+            for _, cid, _ in case_rows:
+                if cid and str(cid).lower() in low:
+                    refs.append(f"case:{cid}")
+            if _INVOICE_RE.search(quote):
+                for m in _MONTH_RE.findall(quote):
+                    refs += [f"invoice:{i}" for i in _month_invoices(orders, _MONTHS[m.lower()], on, late_ids)]
+            if label in _DISPUTE_CUES:
+                refs += [f"case:{cid or d.isoformat() + ':' + subj}" for d, cid, subj in case_rows
+                         if abs((d - on).days) <= w.days and pattern.search(subj)]
+            for full, first in names:
+                if full in low or (first is not None and first.search(quote)):
+                    refs.append(f"contact:{full}")
+            if refs:
+                ev["refs"] = sorted(set(refs))
+
+
+# --- all features of one account, from its rows -------------------------------------------------
+
+
+@dataclass
+class AccountRows:
+    """What the features of one account are computed from (rows up to as_of, or more: later rows
+    are ignored). Rows are ORM objects or Core rows with the same attribute names."""
+    events: list = field(default_factory=list)  # CrmEvent-like: kind, occurred_on, amount, attributes
+    calls: list = field(default_factory=list)  # (call_id, call_date, created_at)
+    contacts: list = field(default_factory=list)  # Contact-like: name, role, added_on
+    cues: list = field(default_factory=list)  # Cue-like: call_id, segment_id, label, quote, rule_name, rule_version
+
+
+def features_from_rows(rows: AccountRows, as_of: date, o: FeatureOptions) -> dict[str, FeatureValue]:
+    events = [e for e in rows.events if e.occurred_on <= as_of]
+    orders = [(e.occurred_on, float(e.amount or 0.0), e.attributes or {}) for e in events if e.kind == "order"]
+    feats = list(order_features(orders, as_of, o).values())
+    late = _late_payments(orders, as_of, o)
+    feats.append(late)
+    call_day = {cid: _day(cd) or _day(ca) for cid, cd, ca in rows.calls}
+    feats += _contact_features([e for e in events if e.kind == "activity"],
+                               [d for d in call_day.values() if d and d <= as_of], as_of, o)
+    cases = [e for e in events if e.kind == "support"]
+    feats += _support_features(cases, as_of, o)
+    feats += _contacts_features(rows.contacts, as_of, o)
+    cue_feats = _cue_features([(c, call_day[c.call_id]) for c in rows.cues if call_day.get(c.call_id)
+                               and call_day[c.call_id] <= as_of], as_of, o)
+    if any(fv.evidence for fv in cue_feats):
+        link_cue_refs(cue_feats, orders, cases, rows.contacts, as_of,
+                      {e.get("invoice_id") for e in late.evidence}, o)
+    feats += cue_feats
+    return {f.name: f for f in feats}
+
+
 def compute_features(session: Session, account_id: str, as_of: date,
                      options: FeatureOptions | None = None) -> dict[str, FeatureValue]:
     """Every feature of one account as of a date, each with its evidence."""
     o = options or FeatureOptions()
     events = session.scalars(select(CrmEvent).where(CrmEvent.account_id == account_id,
                                                     CrmEvent.occurred_on <= as_of)).all()
-    orders = [(e.occurred_on, float(e.amount or 0.0), e.attributes or {}) for e in events if e.kind == "order"]
-    feats = list(order_features(orders, as_of, o).values())
-    feats.append(_late_payments(orders, as_of, o))
     calls = session.execute(select(Call.id, Call.call_date, Call.created_at)
                             .where(Call.account_id == account_id)).all()
-    call_day = {cid: _day(cd) or _day(ca) for cid, cd, ca in calls}
-    feats += _contact_features([e for e in events if e.kind == "activity"],
-                               [d for d in call_day.values() if d and d <= as_of], as_of, o)
-    feats += _support_features([e for e in events if e.kind == "support"], as_of, o)
     contacts = session.scalars(select(Contact).where(Contact.account_id == account_id)).all()
-    feats += _contacts_features(contacts, as_of, o)
-    cues = session.scalars(select(Cue).where(Cue.call_id.in_(list(call_day)))).all() if call_day else []
-    feats += _cue_features([(c, call_day[c.call_id]) for c in cues if call_day[c.call_id]
-                            and call_day[c.call_id] <= as_of], as_of, o)
-    return {f.name: f for f in feats}
+    ids = [c[0] for c in calls]
+    cues = session.scalars(select(Cue).where(Cue.call_id.in_(ids))).all() if ids else []
+    return features_from_rows(AccountRows(list(events), list(calls), list(contacts), list(cues)), as_of, o)
+
+
+def load_account_rows(session: Session, account_ids, as_of: date) -> dict[str, AccountRows]:
+    """The rows of many accounts at once (one query per table, not per account), for scoring a
+    whole book: `features_from_rows(rows[acc], as_of, options)` equals `compute_features`."""
+    wanted = set(account_ids)
+    out = {a: AccountRows() for a in wanted}
+    few = len(wanted) <= 500
+    def only(q, col):
+        return q.where(col.in_(sorted(wanted))) if few else q
+
+    conn = session.connection()  # Core rows: no ORM loading overhead
+    q = select(CrmEvent.account_id, CrmEvent.kind, CrmEvent.occurred_on, CrmEvent.amount, CrmEvent.attributes)
+    for r in conn.execute(only(q.where(CrmEvent.occurred_on <= as_of), CrmEvent.account_id)):
+        if r.account_id in wanted:
+            out[r.account_id].events.append(r)
+    calls = {}
+    q = select(Call.account_id, Call.id, Call.call_date, Call.created_at).where(Call.account_id.is_not(None))
+    for acc, cid, cd, ca in conn.execute(only(q, Call.account_id)):
+        if acc in wanted:
+            out[acc].calls.append((cid, cd, ca))
+            calls[cid] = acc
+    q = select(Contact.account_id, Contact.name, Contact.role, Contact.added_on)
+    for r in conn.execute(only(q, Contact.account_id)):
+        if r.account_id in wanted:
+            out[r.account_id].contacts.append(r)
+    if calls:
+        q = select(Cue.call_id, Cue.segment_id, Cue.label, Cue.quote, Cue.rule_name, Cue.rule_version)
+        if len(calls) <= 500:
+            q = q.where(Cue.call_id.in_(sorted(calls)))
+        for r in conn.execute(q):
+            if r.call_id in calls:
+                out[calls[r.call_id]].cues.append(r)
+    return out
 
 
 def store_features(session: Session, account_id: str, as_of: date, features: dict[str, FeatureValue]) -> int:

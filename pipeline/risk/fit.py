@@ -321,6 +321,8 @@ class BacktestResult:
     models: dict[str, dict] = field(default_factory=dict)  # cutoff -> training cutoffs, weights
     lead_times: dict[str, dict] = field(default_factory=dict)  # cutoff -> lead times of the lost accounts
     skipped: dict[str, str] = field(default_factory=dict)  # cutoff -> why it could not be backtested
+    # cutoff -> scorer -> Brier and reliability bins (pipeline.risk.calibration), for scorers with probabilities
+    calibration: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def baseline_status(self) -> dict[str, dict]:
         """Per baseline: "ok" when it ran at every cutoff, else "unavailable" with the reasons."""
@@ -333,7 +335,8 @@ class BacktestResult:
 
     def to_dict(self) -> dict:
         return {"metrics": self.metrics, "baselines": self.baselines, "scores": self.scores, "models": self.models,
-                "baseline_status": self.baseline_status(), "lead_times": self.lead_times, "skipped": self.skipped}
+                "baseline_status": self.baseline_status(), "lead_times": self.lead_times, "skipped": self.skipped,
+                "calibration": self.calibration}
 
 
 def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskFitOptions | None = None,
@@ -344,6 +347,7 @@ def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskF
     import pandas as pd
 
     from pipeline.risk.baselines import BASELINES, BaselineRun, run_baseline
+    from pipeline.risk.calibration import reliability_bins
     from pipeline.risk.baselines import bgnbd_risk as _bgnbd
 
     options = options or RiskFitOptions(horizon_days=horizon_days)
@@ -380,6 +384,7 @@ def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskF
         X = order_features_frame(known, cutoff, fo).reindex(active)
         s = score_frame(model, X)
         result.metrics[key] = {**metrics(y, s, s / 100), "train_cutoffs": [str(c) for c in train]}
+        result.calibration[key] = {"churnwatch": reliability_bins(y, s / 100)}
 
         def recency():
             one = fit_frame(frame, RiskFitOptions(**{**options.__dict__, "features": ("days_since_last_order",)}),
@@ -397,6 +402,8 @@ def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskF
             if run.status == "ok":
                 try:
                     m = metrics(y, run.risk, run.prob)
+                    if run.prob is not None:
+                        result.calibration[key][run.name] = reliability_bins(y, run.prob)
                 except Exception as e:  # noqa: BLE001
                     run.status, run.reason = "unavailable", f"metrics failed: {type(e).__name__}: {e}"
             result.baselines[run.name][key] = ({**m, **run.status_dict()} if run.status == "ok"

@@ -2,12 +2,23 @@
 
     model = load_risk_model(settings.rules_dir, settings.models_dir)
     result = score_account(session, "ACME", date(2026, 3, 31), model)
-    result.score, result.flagged, result.contributions   # factor -> log-odds
+    result.score, result.flagged
+    result.base_score + sum(result.points.values()) == result.score   # score points per factor
+    result.contributions                                               # factor -> log-odds
 
 score = 100 * sigmoid(intercept + sum_i w_i * x_i), x_i = (transform(feature_i) - center_i) / scale_i.
-The contributions w_i * x_i and the intercept add up to the log-odds exactly, so a score can be
-read factor by factor. Weights come from rules/risk.yaml (set by hand, points-style) or from a
-fitted model file in models/risk/ (`churnwatch risk fit`); risk.yaml says which is active.
+The contributions w_i * x_i and the intercept add up to the log-odds exactly. What a manager reads
+are score points: the score minus the base score 100 * sigmoid(intercept), split between the
+factors in proportion to their log-odds, so the base and the points add up to the 0-100 score
+exactly (pipeline.risk.explain says why this split). Before scoring, evidence that refers to the
+same invoice, support case, call sentence or contact is merged, so one event counts once
+(pipeline.risk.explain.merge_events); the values scored are the merged ones.
+
+Weights come from rules/risk.yaml (set by hand, points-style) or from a fitted model file in
+models/risk/ (`churnwatch risk fit`); risk.yaml says which is active. With the manual weights,
+`segments:` in risk.yaml overrides the intercept, threshold and any factor per customer segment
+(Account.segment); accounts of other segments, or none, get the global weights. Every error in
+risk.yaml names the file and line.
 """
 
 from __future__ import annotations
@@ -25,12 +36,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import RuleError
+from pipeline.risk.explain import display_points, merge_events, score_points
 from pipeline.risk.features import (
     CUE_LABELS,
     ORDER_FEATURES,
     FeatureOptions,
     FeatureValue,
     compute_features,
+    features_from_rows,
+    load_account_rows,
 )
 from pipeline.store import Account, RiskScore
 
@@ -79,12 +93,25 @@ class RiskModel:
     source: str = ""  # where it was loaded from
     features: FeatureOptions = field(default_factory=FeatureOptions)
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # training info, metrics
+    # customer segment (Account.segment) -> the model its accounts are scored with
+    segments: dict[str, "RiskModel"] = field(default_factory=dict, hash=False, compare=False)
+    segment: str | None = None  # the segment this model is for (None: the global weights)
 
     def log_odds(self, values: dict[str, float | None]) -> tuple[float, dict[str, float]]:
         contributions = {"intercept": self.intercept}
         for f in self.factors:
             contributions[f.feature] = f.weight * f.x(values.get(f.feature))
         return math.fsum(contributions.values()), contributions
+
+    def for_segment(self, segment: str | None) -> "RiskModel":
+        """The model for accounts of a segment: its own weights, else the global ones."""
+        if not segment or not self.segments:
+            return self
+        hit = self.segments.get(segment)
+        if hit is None:
+            folded = {k.casefold(): v for k, v in self.segments.items()}
+            hit = folded.get(segment.casefold())
+        return hit or self
 
 
 def sigmoid(z: float) -> float:
@@ -102,22 +129,100 @@ class RiskResult:
     threshold: float
     model_version: str
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # factor -> value, note, evidence
+    base_score: float = 0.0  # 100 * sigmoid(intercept): the score of an account with every factor at normal
+    points: dict[str, float] = field(default_factory=dict)  # factor -> score points; base + sum = score
+    segment: str | None = None  # the segment whose weights scored it (None: global weights)
+    merged: list[dict[str, Any]] = field(default_factory=list)  # events counted once: kept, dropped, keys
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["as_of"] = self.as_of.isoformat()
         return d
 
+    def shown_points(self, digits: int = 1) -> tuple[float, dict[str, float]]:
+        """Base and points rounded to `digits` so that they add up to the rounded score."""
+        return display_points(self.base_score, self.points, self.score, digits)
+
+    def top_factors(self, n: int = 3) -> list[str]:
+        """The factors that add the most points, largest first."""
+        return [k for k, v in sorted(self.points.items(), key=lambda kv: (-kv[1], kv[0])) if v > 0][:n]
+
 
 # --- loading ------------------------------------------------------------------------------------
 
+FACTOR_KEYS = ("feature", "points", "weight", "per", "scale", "transform", "normal", "center", "cap", "floor",
+               "missing", "label")
+SEGMENT_KEYS = ("intercept", "threshold", "factors")
 
-def _factor(d: dict, where: str, path) -> Factor:
+
+def _yaml_lines(text: str) -> dict[tuple, int]:
+    """Each key path of a YAML document -> its 1-based line (mapping keys and list items)."""
+    out: dict[tuple, int] = {}
+
+    def walk(node, path):
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                out[path + (k.value,)] = k.start_mark.line + 1
+                walk(v, path + (k.value,))
+                out[path + (k.value,)] = k.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, path + (i,))
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+    if node is not None:
+        walk(node, ())
+    return out
+
+
+class _Where:
+    """Names a place in risk.yaml for error messages: the file, the key path and its line."""
+
+    def __init__(self, path, lines: dict[tuple, int]):
+        self.path, self.lines = path, lines
+
+    def line(self, loc: tuple) -> int | None:
+        while loc and loc not in self.lines:
+            loc = loc[:-1]
+        return self.lines.get(loc)
+
+    def error(self, loc: tuple, message: str) -> RuleError:
+        return RuleError(self.path, message, self.line(loc))
+
+
+def _name(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _factor(d: dict, where: str, path, at: _Where | None = None, loc: tuple = ()) -> Factor:
+    at = at or _Where(path, {})
+
+    def bad(msg, key=None):
+        return at.error(loc + ((key,) if key else ()), f"{where}: {msg}")
+
+    if not isinstance(d, dict):
+        raise bad("each factor is a mapping with at least feature and points, e.g. "
+                  "{feature: late_payments_365, points: 0.4}.")
+    unknown = sorted(set(d) - set(FACTOR_KEYS), key=str)
+    if unknown:
+        raise bad(f"unknown key(s) {', '.join(map(str, unknown))}. Keys: {', '.join(FACTOR_KEYS)}.", unknown[0])
     if d.get("feature") not in FEATURE_NAMES:
-        raise RuleError(path, f"{where}: unknown feature {d.get('feature')!r}. Features: {', '.join(FEATURE_NAMES)}.")
+        raise bad(f"unknown feature {d.get('feature')!r}. Features: {', '.join(FEATURE_NAMES)}.", "feature")
     t = d.get("transform", "none")
     if t not in TRANSFORMS:
-        raise RuleError(path, f"{where}: transform {t!r} is not one of {', '.join(TRANSFORMS)}.")
+        raise bad(f"transform {t!r} is not one of {', '.join(TRANSFORMS)}.", "transform")
+    for key in ("points", "weight", "per", "scale", "normal", "center", "cap", "floor", "missing"):
+        v = d.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise bad(f"{key} must be a number, got {v!r} (points, per, normal, cap, floor and missing are "
+                      "numbers; points is required).", key)
     try:
         points = float(d.get("points", d.get("weight")))
         per = float(d.get("per", d.get("scale", 1.0)))
@@ -127,26 +232,89 @@ def _factor(d: dict, where: str, path) -> Factor:
         floor = None if d.get("floor") is None else float(d["floor"])
         missing = float(d.get("missing", normal if normal is not None else 0.0))
     except (TypeError, ValueError):
-        raise RuleError(path, f"{where}: points, per, normal, cap, floor and missing must be numbers "
-                              "(points is required).") from None
+        raise bad("points, per, normal, cap, floor and missing must be numbers (points is required).",
+                  "points") from None
     if per <= 0:
-        raise RuleError(path, f"{where}: per must be above 0, got {per}.")
+        raise bad(f"per must be above 0, got {per:g}.", "per" if "per" in d else "scale")
     return Factor(d["feature"], points, t, center, per, cap, missing, str(d.get("label", "")), floor)
 
 
-def _feature_options(data: dict | None, path) -> FeatureOptions:
+def _number(value, what: str, at: _Where, loc: tuple) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise at.error(loc, f"{_name(loc)}: {what} must be a number, got {value!r}.")
+    return float(value)
+
+
+def _segments(data, manual: dict, global_model: RiskModel, at: _Where) -> dict[str, RiskModel]:
+    """The `segments:` block: per Account.segment, overrides of the manual intercept, threshold and
+    factors (an entry replaces the keys it names of the global factor with that feature; a feature
+    the global weights lack is added; points: 0 switches a factor off for the segment)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise at.error(("segments",), "segments: a mapping from a customer segment (as in the accounts export) "
+                                      "to its weights, e.g. segments: {Enterprise: {threshold: 60}}.")
+    base = {f["feature"]: f for f in manual.get("factors", []) if isinstance(f, dict)}
+    out = {}
+    for name, seg in data.items():
+        loc = ("segments", name)
+        if seg is None:
+            seg = {}
+        if not isinstance(seg, dict):
+            raise at.error(loc, f"segments.{name}: a mapping with intercept, threshold and/or factors.")
+        unknown = sorted(set(seg) - set(SEGMENT_KEYS), key=str)
+        if unknown:
+            raise at.error(loc + (unknown[0],), f"segments.{name}: unknown key(s) {', '.join(map(str, unknown))}. "
+                                                f"Keys: {', '.join(SEGMENT_KEYS)}.")
+        intercept = (global_model.intercept if seg.get("intercept") is None
+                     else _number(seg["intercept"], "intercept", at, loc + ("intercept",)))
+        threshold = (global_model.threshold if seg.get("threshold") is None
+                     else _number(seg["threshold"], "threshold", at, loc + ("threshold",)))
+        if not 0 <= threshold <= 100:
+            raise at.error(loc + ("threshold",), f"segments.{name}.threshold: a score from 0 to 100, got {threshold:g}.")
+        entries = seg.get("factors") or []
+        if not isinstance(entries, list):
+            raise at.error(loc + ("factors",), f"segments.{name}.factors: a list of factors, each with feature "
+                                               "and the keys it changes, e.g. - {feature: order_cadence, points: 0.5}.")
+        specs = dict(base)
+        seen = set()
+        for i, e in enumerate(entries):
+            floc = loc + ("factors", i)
+            where = f"segments.{name}.factors[{i}]"
+            if not isinstance(e, dict) or "feature" not in e:
+                raise at.error(floc, f"{where}: a mapping with feature and the keys it changes, "
+                                     "e.g. {feature: order_cadence, points: 0.5}.")
+            if e["feature"] in seen:
+                raise at.error(floc + ("feature",), f"{where}: {e['feature']} is listed twice for this segment; "
+                                                    "merge the two entries.")
+            seen.add(e["feature"])
+            merged = {**specs.get(e["feature"], {}), **e}
+            if "points" not in merged and "weight" not in merged:
+                raise at.error(floc, f"{where}: {e['feature']} is not among the global factors, so give its points.")
+            _factor(merged, where, at.path, at, floc)  # validate with this entry's line
+            specs[e["feature"]] = merged
+        factors = tuple(_factor(d, f"segments.{name}", at.path, at, loc) for d in specs.values())
+        out[str(name)] = replace(global_model, intercept=intercept, threshold=threshold, factors=factors,
+                                 segments={}, segment=str(name))
+    return out
+
+
+def _feature_options(data: dict | None, path, at: _Where | None = None) -> FeatureOptions:
+    at = at or _Where(path, {})
+    if data is not None and not isinstance(data, dict):
+        raise at.error(("features",), "features: a mapping of option: value.")
     data = dict(data or {})
     names = {f.name for f in fields(FeatureOptions)}
     unknown = set(data) - names
     if unknown:
-        raise RuleError(path, f"features: unknown option(s) {', '.join(sorted(unknown))}. "
-                              f"Options: {', '.join(sorted(names))}.")
+        raise at.error(("features", sorted(unknown)[0]), f"features: unknown option(s) {', '.join(sorted(unknown))}. "
+                                                        f"Options: {', '.join(sorted(names))}.")
     if "cue_labels" in data:
         data["cue_labels"] = tuple(data["cue_labels"])
     try:
         return FeatureOptions(**data)
     except (TypeError, ValueError) as e:
-        raise RuleError(path, f"features: {e}") from None
+        raise at.error(("features",), f"features: {e}") from None
 
 
 def model_from_dict(data: dict, source: str = "", features: FeatureOptions | None = None) -> RiskModel:
@@ -168,64 +336,107 @@ def content_version(prefix: str, data: Any) -> str:
 
 
 def load_risk_model(rules_dir, models_dir) -> RiskModel:
-    """The active risk model named by rules_dir/risk.yaml: its manual weights or a fitted file."""
+    """The active risk model named by rules_dir/risk.yaml: its manual weights or a fitted file,
+    with the per-segment weights of `segments:` (manual weights only)."""
     path = Path(rules_dir) / "risk.yaml"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
     except FileNotFoundError:
         raise RuleError(path, "no risk rules file. Create it (see the one shipped in rules/).") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise RuleError(path, f"not valid YAML: {e}") from None
-    features = _feature_options(data.get("features"), path)
+        mark = getattr(e, "problem_mark", None)
+        raise RuleError(path, f"not valid YAML: {getattr(e, 'problem', None) or e}",
+                        mark.line + 1 if mark else None) from None
+    at = _Where(path, _yaml_lines(text))
+    if not isinstance(data, dict):
+        raise at.error((), "risk.yaml holds a mapping (active, threshold, features, manual, segments).")
+    features = _feature_options(data.get("features"), path, at)
     active = str(data.get("active", "manual"))
     if active == "manual":
         manual = data.get("manual") or {}
-        factors = tuple(_factor(f, f"manual.factors[{i}]", path) for i, f in enumerate(manual.get("factors", [])))
+        if not isinstance(manual, dict):
+            raise at.error(("manual",), "manual: a mapping with intercept and factors.")
+        entries = manual.get("factors", [])
+        if not isinstance(entries, list):
+            raise at.error(("manual", "factors"), "manual.factors: a list of factors, each with feature and points.")
+        factors = tuple(_factor(f, f"manual.factors[{i}]", path, at, ("manual", "factors", i))
+                        for i, f in enumerate(entries))
         if not factors:
-            raise RuleError(path, "manual.factors is empty: list at least one factor with feature and points.")
-        threshold = float(data.get("threshold", 50))
+            raise at.error(("manual",), "manual.factors is empty: list at least one factor with feature and points.")
+        threshold = _number(data.get("threshold", 50), "threshold", at, ("threshold",))
+        intercept = _number(manual.get("intercept", 0.0), "intercept", at, ("manual", "intercept"))
         version = content_version("manual", {"manual": manual, "threshold": threshold,
-                                             "features": asdict(features)})
-        return RiskModel(version, float(manual.get("intercept", 0.0)), factors, threshold, str(path), features)
+                                             "features": asdict(features),
+                                             **({"segments": data["segments"]} if data.get("segments") else {})})
+        model = RiskModel(version, intercept, factors, threshold, str(path), features)
+        segments = _segments(data.get("segments"), manual, model, at)
+        return replace(model, segments=segments)
     risk_dir = Path(models_dir) / "risk"
     if active == "latest":
         files = sorted(risk_dir.glob("*.json"), key=lambda p: json.loads(p.read_text()).get("created", ""))
         if not files:
-            raise RuleError(path, f"active: latest, but {risk_dir} holds no fitted model. "
-                                  "Run: churnwatch risk fit, or set active: manual.")
+            raise at.error(("active",), f"active: latest, but {risk_dir} holds no fitted model. "
+                                        "Run: churnwatch risk fit, or set active: manual.")
         model_path = files[-1]
     else:
         model_path = risk_dir / active
         if not model_path.exists():
             found = ", ".join(p.name for p in sorted(risk_dir.glob("*.json"))) or "none"
-            raise RuleError(path, f"active: {active!r}: no such file in {risk_dir} (found: {found}). "
-                                  "Set active: manual, latest, or one of those files.")
+            raise at.error(("active",), f"active: {active!r}: no such file in {risk_dir} (found: {found}). "
+                                        "Set active: manual, latest, or one of those files.")
     try:
         model = model_from_dict(json.loads(model_path.read_text()), str(model_path), features)
     except (ValueError, KeyError, TypeError) as e:
         raise RuleError(model_path, f"not a churnwatch risk model file ({e}). Re-run: churnwatch risk fit") from None
     if data.get("threshold_override") is not None:
-        model = replace(model, threshold=float(data["threshold_override"]))
+        model = replace(model, threshold=_number(data["threshold_override"], "threshold_override", at,
+                                                 ("threshold_override",)))
+    if data.get("segments"):
+        model = replace(model, meta={**model.meta, "segments_ignored": "segments: in risk.yaml apply to the "
+                                     "manual weights only; a fitted model scores every segment alike"})
     return model
 
 
 # --- scoring ------------------------------------------------------------------------------------
 
 
-def score_features(account_id: str, as_of: date, feats: dict[str, FeatureValue], model: RiskModel) -> RiskResult:
-    values = {name: fv.value for name, fv in feats.items()}
-    z, contributions = model.log_odds(values)
-    score = 100.0 * sigmoid(z)
-    evidence = {f.feature: {"value": values.get(f.feature), "note": feats[f.feature].note if f.feature in feats else "",
-                            "label": f.label, "evidence": feats[f.feature].evidence if f.feature in feats else []}
-                for f in model.factors}
-    return RiskResult(account_id, as_of, score, z, contributions, score >= model.threshold, model.threshold,
-                      model.version, evidence)
+def _evidence_copy(fv: FeatureValue | None) -> list[dict[str, Any]]:
+    # a new list of the same items: merge_events copies an item before it annotates it
+    return list(fv.evidence) if fv is not None else []
+
+
+def score_features(account_id: str, as_of: date, feats: dict[str, FeatureValue], model: RiskModel,
+                   segment: str | None = None) -> RiskResult:
+    """Score one account's features with the weights of its segment: merge evidence of one event
+    across factors (counted once), then log-odds, score, and score points per factor."""
+    m = model.for_segment(segment)
+    raw = {name: fv.value for name, fv in feats.items()}
+    evidence = {f.feature: _evidence_copy(feats.get(f.feature)) for f in m.factors}
+    values, merged = merge_events(m.factors, raw, evidence, lambda f, v: f.weight * f.x(v))
+    z, contributions = m.log_odds(values)
+    score, base, points = score_points(m.intercept, {k: v for k, v in contributions.items() if k != "intercept"})
+    info = {}
+    for f in m.factors:
+        fv = feats.get(f.feature)
+        info[f.feature] = {"value": values.get(f.feature), "note": fv.note if fv is not None else "",
+                           "label": f.label, "evidence": evidence[f.feature]}
+        if values.get(f.feature) != raw.get(f.feature):
+            info[f.feature]["value_before_merge"] = raw.get(f.feature)
+    return RiskResult(account_id, as_of, score, z, contributions, score >= m.threshold, m.threshold,
+                      model.version, info, base, points, m.segment, merged)
+
+
+def _segment_of(session: Session, account_id: str) -> str | None:
+    return session.scalar(select(Account.segment).where(Account.id == account_id))
 
 
 def score_account(session: Session, account_id: str, as_of: date, model: RiskModel) -> RiskResult:
-    """Score one account as of a date (only data up to that date)."""
-    return score_features(account_id, as_of, compute_features(session, account_id, as_of, model.features), model)
+    """Score one account as of a date (only data up to that date), with its segment's weights."""
+    segment = _segment_of(session, account_id) if model.segments else None
+    return score_features(account_id, as_of, compute_features(session, account_id, as_of, model.features), model,
+                          segment)
 
 
 def accounts_open_at(session: Session, as_of: date) -> list[str]:
@@ -237,8 +448,13 @@ def accounts_open_at(session: Session, as_of: date) -> list[str]:
 
 
 def score_accounts(session: Session, as_of: date, model: RiskModel) -> list[RiskResult]:
-    """Score every account open at as_of, riskiest first."""
-    results = [score_account(session, a, as_of, model) for a in accounts_open_at(session, as_of)]
+    """Score (and explain) every account open at as_of, riskiest first. Reads the store once per
+    table for all accounts (pipeline.risk.features.load_account_rows), not once per account."""
+    ids = accounts_open_at(session, as_of)
+    rows = load_account_rows(session, ids, as_of)
+    segments = dict(session.execute(select(Account.id, Account.segment)).all()) if model.segments else {}
+    results = [score_features(a, as_of, features_from_rows(rows[a], as_of, model.features), model, segments.get(a))
+               for a in ids]
     return sorted(results, key=lambda r: (-r.score, r.account_id))
 
 
@@ -253,3 +469,26 @@ def save_score(session: Session, result: RiskResult) -> RiskScore:
     session.add(row)
     session.flush()
     return row
+
+
+def save_scores(session: Session, results: list[RiskResult]) -> int:
+    """Store (or replace) the RiskScore rows of many results at once; returns how many."""
+    existing = {}
+    for as_of, version in {(r.as_of, r.model_version) for r in results}:
+        for row in session.scalars(select(RiskScore).where(RiskScore.as_of == as_of,
+                                                           RiskScore.model_version == version)):
+            existing[(row.account_id, as_of, version)] = row
+    new = []
+    for r in results:
+        row = existing.get((r.account_id, r.as_of, r.model_version))
+        if row is None:
+            new.append({"account_id": r.account_id, "as_of": r.as_of, "model_version": r.model_version,
+                        "score": r.score, "threshold": r.threshold, "flagged": r.flagged,
+                        "contributions": r.contributions})
+        else:
+            row.score, row.threshold, row.flagged = r.score, r.threshold, r.flagged
+            row.contributions = r.contributions
+    if new:
+        session.execute(RiskScore.__table__.insert(), new)
+    session.flush()
+    return len(results)
