@@ -12,13 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline import store
-from pipeline.cues.detect import DetectOptions, Utterance, detect_utterances
+from pipeline.cues.detect import DetectOptions, LearnedCues, Utterance, detect_utterances
 from pipeline.cues.embeddings import EmbeddingCache
 from pipeline.cues.rule_files import RulePack
 
 
 def backtest(session: Session, pack: RulePack, nlp: dict, embedder=None, cache: EmbeddingCache | None = None,
-             options: DetectOptions = DetectOptions(), chunk: int = 5000) -> list[dict]:
+             options: DetectOptions = DetectOptions(), chunk: int = 5000,
+             learned: LearnedCues | None = None) -> list[dict]:
     """Re-run the pack over stored calls; per rule, hit rate in lost vs kept accounts, and lift.
 
     Accounts counted are those with at least one transcribed call (a stored segment). An account
@@ -43,7 +44,7 @@ def backtest(session: Session, pack: RulePack, nlp: dict, embedder=None, cache: 
                           r.duration, r.idx) for r in rows]
         owner = [r.account_id for r in rows]
         accounts.update(owner)
-        for account, cues in zip(owner, detect_utterances(utts, pack, nlp, embedder, cache, options)):
+        for account, cues in zip(owner, detect_utterances(utts, pack, nlp, embedder, cache, options, learned)):
             for c in cues:
                 hits[c.rule].add(account)
     lost = {a for a in accounts if status.get(a) == "lost"}

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.cues.embeddings import (
-    EmbeddingCache,
-    embedding_hits,
-)
+from pipeline.cues.embeddings import Embedder, EmbeddingCache, embedding_hits, encode
+from pipeline.cues.examples import model_input
+from pipeline.cues.learned import LearnedModel
 from pipeline.errors import ChurnwatchError
 from pipeline.cues.languages import NEGATORS, compile_rules, uses_stems
-from pipeline.cues.rule_files import EmbeddingRule, KeywordRule, RulePack
+from pipeline.cues.rule_files import EmbeddingRule, KeywordRule, LearnedRule, RulePack
 from pipeline.types import Cue, Transcript
 
-__all__ = ["DetectOptions", "Utterance", "detect", "detect_text", "detect_utterances", "is_verb"]
+__all__ = ["DetectOptions", "LearnedCues", "Utterance", "detect", "detect_text", "detect_utterances", "is_verb", "reply_context"]
 
 QUESTION_STARTS = {
     "en": {"what", "how", "can", "could", "would", "is", "are", "do", "does", "did", "will",
@@ -60,6 +59,13 @@ class DetectOptions:
     one_cue_per_label: bool = True
     # Utterances per spaCy/encoder batch.
     batch_size: int = 256
+    # A customer reply of at most this many words is read by learned models together with the
+    # other speaker's turn before it ("Still happy with the service?" "Not really, no."). 0: never.
+    context_words: int = 8
+    # With a learned model loaded, a keyword or embedding cue stands only if the learned model gives
+    # its cue type at least this share of its own threshold: the hand-written rule says where to
+    # look, the model vetoes the harmless readings ("the invoice mix-up was sorted"). None: no veto.
+    confirm_share: float | None = 0.7
 
     def __post_init__(self):
         if self.negation_window < 0 or self.batch_size < 1:
@@ -75,6 +81,15 @@ class Utterance:
     end: float = 0.0
     call_duration: float | None = None  # for first/last-N-minutes rules
     index: int | None = None  # segment index in the transcript
+    context: str | None = None  # the other speaker's turn just before this one, if any
+
+
+@dataclass(frozen=True)
+class LearnedCues:
+    """A fitted learned cue model and the sentence encoder it was fitted on."""
+
+    model: LearnedModel
+    embedder: Embedder
 
 
 # ---- conditions ----------------------------------------------------------------------------
@@ -221,12 +236,16 @@ def _parse_negated(doc, start: int, end: int) -> bool:
 
 def detect_utterances(utterances: list[Utterance], pack: RulePack, nlp: dict, embedder=None,
                       cache: EmbeddingCache | None = None,
-                      options: DetectOptions = DetectOptions()) -> list[list[Cue]]:
-    """Cues per utterance (same order). Languages without a loaded pipeline skip keyword rules."""
+                      options: DetectOptions = DetectOptions(),
+                      learned: LearnedCues | None = None) -> list[list[Cue]]:
+    """Cues per utterance (same order). Languages without a loaded pipeline skip keyword rules;
+    without an `embedder` embedding rules are skipped, without `learned` the learned rules."""
     results: list[list[Cue]] = [[] for _ in utterances]
     _keyword_pass(utterances, pack, nlp, options, results)
     if embedder is not None:
         _embedding_pass(utterances, pack, embedder, cache, options, results)
+    if learned is not None:
+        _learned_pass(utterances, pack, learned, cache, options, results)
     if options.one_cue_per_label:
         for i, cues in enumerate(results):
             best: dict[str, Cue] = {}
@@ -328,19 +347,68 @@ def _embedding_pass(utterances, pack, embedder, cache, options, results):
         results[i].append(_cue(rule, utterances[i], score, why))
 
 
+def _learned_pass(utterances, pack, learned: LearnedCues, cache, options, results):
+    rules = [r for r in pack.rules if isinstance(r, LearnedRule)]
+    if not rules:
+        return
+    model = learned.model
+    for rule in rules:
+        if rule.model != learned.embedder.name or model.encoder != learned.embedder.name:
+            raise ChurnwatchError(
+                f"Rule {rule.name!r} needs a learned model on {rule.model!r}, but the fitted model uses "
+                f"{model.encoder!r} and {learned.embedder.name!r} is loaded. Refit: churnwatch rules fit")
+        if rule.label not in model.labels:
+            raise ChurnwatchError(
+                f"Rule {rule.name!r} reports {rule.label!r}, which the fitted model was not trained on. "
+                "Add examples to rules/examples/ and refit: churnwatch rules fit")
+    todo = {r.name: [i for i, u in enumerate(utterances) if u.text.strip() and _applies(r, u, u.lang in r.langs)]
+            for r in rules}
+    wanted = sorted({i for ids in todo.values() for i in ids})
+    if not wanted:
+        return
+    inputs = [model_input(utterances[i].text, reply_context(utterances[i], options)) for i in wanted]
+    x = encode(inputs, learned.embedder, cache, options.batch_size)
+    probs = model.probabilities(inputs, x)
+    row = {i: n for n, i in enumerate(wanted)}
+    if options.confirm_share is not None:  # veto the other rules' cues the model reads as harmless
+        for i in wanted:
+            results[i] = [c for c in results[i] if c.label not in probs
+                          or probs[c.label][row[i]] >= options.confirm_share * model.labels[c.label]["threshold"]]
+    for rule in rules:
+        threshold = rule.threshold if rule.threshold is not None else model.labels[rule.label]["threshold"]
+        p = probs[rule.label]
+        for i in todo[rule.name]:
+            if p[row[i]] >= threshold:
+                near = model.nearest(x[row[i]], rule.label, k=1)
+                like = f", like {near[0]['text']!r} ({near[0]['source']})" if near else ""
+                why = f"learned model {model.version}: p={p[row[i]]:.2f} ≥ {threshold:.2f}{like}"
+                results[i].append(_cue(rule, utterances[i], float(p[row[i]]), why))
+
+
+def reply_context(u: Utterance, options: DetectOptions) -> str | None:
+    """The other speaker's turn before a short reply, which a learned model reads with it."""
+    if not u.context or options.context_words <= 0 or len(u.text.split()) > options.context_words:
+        return None
+    return u.context
+
+
 def detect(transcript: Transcript, pack: RulePack, nlp: dict, embedder=None,
-           cache: EmbeddingCache | None = None, options: DetectOptions = DetectOptions()) -> list[Cue]:
-    """Cues in a transcript's segments, in segment order."""
+           cache: EmbeddingCache | None = None, options: DetectOptions = DetectOptions(),
+           learned: LearnedCues | None = None) -> list[Cue]:
+    """Cues in a transcript's segments, in segment order; each turn knows the turn before it."""
     lang = (transcript.language or "en").split("-")[0]
+    segs = transcript.segments
     utts = [Utterance(text=s.text, speaker=s.speaker, lang=lang, start=s.start, end=s.end,
-                      call_duration=transcript.duration, index=n)
-            for n, s in enumerate(transcript.segments)]
-    return [c for cues in detect_utterances(utts, pack, nlp, embedder, cache, options) for c in cues]
+                      call_duration=transcript.duration, index=n,
+                      context=segs[n - 1].text if n and segs[n - 1].speaker != s.speaker else None)
+            for n, s in enumerate(segs)]
+    return [c for cues in detect_utterances(utts, pack, nlp, embedder, cache, options, learned) for c in cues]
 
 
 def detect_text(text: str, pack: RulePack, nlp: dict, speaker: str = "customer", lang: str = "en",
                 embedder=None, cache: EmbeddingCache | None = None,
-                options: DetectOptions = DetectOptions()) -> list[Cue]:
-    """Cues in one utterance."""
-    return detect_utterances([Utterance(text=text, speaker=speaker, lang=lang)], pack, nlp,
-                             embedder, cache, options)[0]
+                options: DetectOptions = DetectOptions(), learned: LearnedCues | None = None,
+                context: str | None = None) -> list[Cue]:
+    """Cues in one utterance (optionally after the other speaker's turn `context`)."""
+    return detect_utterances([Utterance(text=text, speaker=speaker, lang=lang, context=context)], pack, nlp,
+                             embedder, cache, options, learned)[0]

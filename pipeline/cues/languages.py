@@ -18,7 +18,7 @@ lists every surface form that the language's lookup table maps to the same lemma
 rule phrase "cancel" becomes LOWER in {cancel, cancels, cancelled, cancelling, ...} and the
 fast path never has to lemmatize. Korean, which has no table, matches on `korean_stem` lemmas.
 `compile_rules(pack, nlp, lang)` turns a pack's keyword rules into spaCy matchers plus a
-prefilter that skips, without tokenizing, texts no rule can hit (pipeline.detect runs them).
+prefilter that skips, without tokenizing, texts no rule can hit (pipeline.cues.detect runs them).
 """
 
 from __future__ import annotations

