@@ -11,6 +11,7 @@ from pipeline.cli import models  # noqa: F401
 from pipeline.cli import calls  # noqa: F401  (transcribe, ingest)
 from pipeline.cli import rules  # noqa: F401  (rules ..., detect)
 from pipeline.cli import crm, risk, reminders, coach, demo  # noqa: F401
+from pipeline.cli import serve  # noqa: F401  (serve, worker, users, tokens)
 # isort: on
 from pipeline.cli.coach import coach_app
 from pipeline.cli.models import models_app

@@ -287,3 +287,56 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reminder: Mapped[Reminder | None] = relationship(back_populates="deliveries")
+
+
+class User(Base):
+    """Someone who may use the web application and its API.
+
+    The password (optional: API clients only need a token) is kept as a salted scrypt hash; the
+    API token is a long random secret, so its sha256 is enough and lets a request find its user.
+    """
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))  # rep | manager | coach | admin
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id", ondelete="SET NULL"))  # a rep's own book
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    token_created_at: Mapped[datetime | None]
+    rep: Mapped[Rep | None] = relationship()
+
+
+class Job(Base):
+    """One recording waiting for, or done by, a worker: the queue lives in the database.
+
+    queued → running (claimed by a worker, with a lease it renews) → done | duplicate | failed.
+    A worker that dies leaves its lease to run out; the next claim takes the job again and counts
+    the attempt. A job that cannot be processed ends `failed` with its reason, never in a loop.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|duplicate|failed
+    source: Mapped[str] = mapped_column(String(20), default="upload")  # upload | watch | api
+    file_path: Mapped[str] = mapped_column(Text)  # where the worker reads the recording (a generated name)
+    original_name: Mapped[str | None] = mapped_column(String(300))  # watch folder only, to move the file back
+    account_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    rep: Mapped[str | None] = mapped_column(String(200))
+    call_date: Mapped[date | None] = mapped_column(Date)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    participants: Mapped[list[Any]] = mapped_column(default=list)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    result: Mapped[dict[str, Any] | None]  # cues, hints and score of the stored call
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))  # who holds (or last held) the job
+    lease_until: Mapped[datetime | None]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,88 @@
+"""Who is asking, and what they may see: bearer API tokens, roles and a rep's book.
+
+Every /api route needs `Authorization: Bearer <token>` (`churnwatch users add` prints one).
+Reps see and upload for the accounts of their own book (`Account.rep_id`), managers and admins
+everything; coaches read every call and job (they coach all reps) but upload nothing. The checks
+are applied in the queries (`visible_accounts`), so a rep asking for another rep's job gets the
+same answer as for one that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+from sqlalchemy import select
+
+from pipeline import store
+
+SEE_ALL = ("manager", "admin", "coach")
+UPLOAD_ANY = ("manager", "admin")
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: int
+    email: str
+    role: str
+    rep_id: int | None
+    rep_name: str | None
+
+    @property
+    def sees_all(self) -> bool:
+        return self.role in SEE_ALL
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    if not header:
+        raise _unauthorized("Sign in: send your API token as 'Authorization: Bearer <token>' "
+                            "(an admin creates one with: churnwatch users add EMAIL --role ...).")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("The Authorization header must be 'Bearer <token>'.")
+    return token.strip()
+
+
+def caller_for(engine, request: Request) -> Caller:
+    token = bearer_token(request)
+    with store.session_scope(engine) as session:
+        user = store.user_for_token(session, token)
+        if user is None:
+            raise _unauthorized("This API token is not valid (mistyped, replaced by a newer one, or the user "
+                                "was switched off). Ask an admin for a new one: churnwatch tokens create EMAIL")
+        return Caller(user.id, user.email, user.role, user.rep_id, user.rep.name if user.rep else None)
+
+
+def may_see_account(session, caller: Caller, account_id: str | None) -> bool:
+    if caller.sees_all:
+        return True
+    if caller.role != "rep" or caller.rep_id is None or not account_id:
+        return False
+    account = session.get(store.Account, account_id)
+    return account is not None and account.rep_id == caller.rep_id
+
+
+def visible_jobs(caller: Caller):
+    """A select of the jobs this caller may see (deny by default)."""
+    query = select(store.Job)
+    if caller.sees_all:
+        return query
+    if caller.role != "rep" or caller.rep_id is None:
+        return query.where(store.Job.id.is_(None))
+    return query.join(store.Account, store.Account.id == store.Job.account_id).where(
+        store.Account.rep_id == caller.rep_id)
+
+
+def visible_calls(caller: Caller):
+    query = select(store.Call)
+    if caller.sees_all:
+        return query
+    if caller.role != "rep" or caller.rep_id is None:
+        return query.where(store.Call.id.is_(None))
+    return query.join(store.Account, store.Account.id == store.Call.account_id).where(
+        store.Account.rep_id == caller.rep_id)
