@@ -338,8 +338,13 @@ def detect_cmd(
         fail(f"--speaker {speaker!r} is not valid; use customer or rep.")
     pack = _load_pack(rules)
     nlp, embedder, learned = _rule_models(pack, [lang])
+    from dataclasses import replace
+
+    from pipeline.cues.detect import DetectOptions
+
+    # every rule that fires, not only the strongest per cue type: this command explains the pack
     cues = detect_text(text, pack, nlp, speaker=speaker, lang=lang, embedder=embedder, learned=learned,
-                       context=context)
+                       context=context, options=replace(DetectOptions(), one_cue_per_label=False))
     nearest = _nearest_examples(text, context, cues, learned)
     if as_json:
         print_json({"text": text, "speaker": speaker, "lang": lang, "context": context,

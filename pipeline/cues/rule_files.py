@@ -267,6 +267,15 @@ def check_dir(rules_dir: Path) -> list[tuple[Path, str | None]]:
             results.append((f, None))
         except RuleError as e:
             results.append((f, str(e)))
+    examples = folder.parent / "examples"
+    if folder.name == "cues" and examples.is_dir():  # the bank learned rules are trained from
+        from pipeline.cues.examples import load_bank
+
+        try:
+            load_bank(examples, set(CUE_LABELS))
+            results.append((examples, None))
+        except RuleError as e:
+            results.append((examples, str(e)))
     return results
 
 

