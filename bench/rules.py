@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rules.json",
                     help="where to write the numbers (JSON)")
     ap.add_argument("--no-embeddings", action="store_true", help="skip the embedding runs")
+    ap.add_argument("--no-learned", action="store_true", help="skip the learned-model runs")
+    ap.add_argument("--n-store", type=int, default=100_000, help="stored utterances re-scored from the cache")
     args = ap.parse_args()
 
     import spacy
@@ -136,10 +138,70 @@ def main():
               f"wall, {e['cold_per_s_cpu']:,} /s CPU")
         print(f"embedding rules, warm cache: {e['warm_per_s_wall']:,} utterances/s wall, "
               f"{e['warm_per_s_cpu']:,} /s CPU ({e['warm_over_cold_wall']:,}x faster than encoding)")
+    if not args.no_learned:
+        report["learned"] = bench_learned(pack, nlp, utts, all_mixes, args)
     report["machine"]["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
+
+
+def bench_learned(pack, nlp, utts, all_mixes, args) -> dict:
+    """The default pack as ingest runs it (keyword + learned) with embeddings already cached, and a
+    re-score of N stored utterances whose vectors come from the store's embedding cache (SQLite)."""
+    import tempfile
+
+    import numpy as np
+
+    from pipeline import store
+    from pipeline.cues.detect import Utterance, detect_utterances
+    from pipeline.cues.embeddings import InMemoryEmbeddingCache, encode
+    from pipeline.cues.learned import load_learned
+    from pipeline.cues.rule_files import KeywordRule, LearnedRule, RulePack
+
+    learned = load_learned(pack, ROOT / "models" / "cues")
+    default = RulePack([r for r in pack.rules if isinstance(r, (KeywordRule, LearnedRule))])
+    rows = all_mixes["calls"] if "calls" in all_mixes else all_mixes["samples"]
+    distinct = utts(rows, min(len(rows), 2000))
+    cache = InMemoryEmbeddingCache()
+    t = time.perf_counter()
+    encode([u.text for u in distinct], learned.embedder, cache)
+    encode_per_s = len(distinct) / (time.perf_counter() - t)
+    batch = [distinct[i % len(distinct)] for i in range(args.n)]
+    detect_utterances(batch[:500], default, nlp, None, cache, learned=learned)
+    wall, cpu, found = timed(lambda: detect_utterances(batch, default, nlp, None, cache, learned=learned),
+                             args.repeat)
+    out = {"rules": len(default.rules), "utterances": len(batch), "encoder": learned.embedder.name,
+           "encode_per_s_wall": round(encode_per_s, 1),
+           "warm_per_s_wall": round(len(batch) / wall), "warm_per_s_cpu": round(len(batch) / cpu)}
+    print(f"keyword + learned rules, embeddings cached: {out['warm_per_s_wall']:,} utterances/s wall, "
+          f"{out['warm_per_s_cpu']:,} /s CPU (encoding new lines: {out['encode_per_s_wall']:,} /s)")
+    # N stored utterances, vectors in utterance_embeddings: the re-score after a rule edit
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = store.make_engine(f"sqlite:///{tmp}/bench.db")
+        store.init_db(engine)
+        texts = [f"{u.text} [{i}]" for i, u in enumerate(batch[i % len(batch)] for i in range(args.n_store))]
+        base = {u.text: v for u, v in zip(distinct, encode([u.text for u in distinct], learned.embedder, cache))}
+        with store.session_scope(engine) as session:
+            db = store.DbEmbeddingCache(session)
+            for k in range(0, len(texts), 20000):
+                chunk = texts[k:k + 20000]
+                db.put_many({t: base[t.rsplit(" [", 1)[0]] for t in chunk}, learned.embedder.name)
+        stored = [Utterance(t, "customer", "en") for t in texts]
+        t0, c0 = time.perf_counter(), time.process_time()
+        with store.session_scope(engine) as session:
+            db = store.DbEmbeddingCache(session)
+            hits = 0
+            for k in range(0, len(stored), 5000):
+                hits += sum(map(bool, detect_utterances(stored[k:k + 5000], default, nlp, None, db, learned=learned)))
+        out["rescore"] = {"utterances": len(stored), "wall_s": round(time.perf_counter() - t0, 2),
+                          "cpu_s": round(time.process_time() - c0, 2), "with_cue": hits}
+        engine.dispose()
+    r = out["rescore"]
+    print(f"re-scoring {r['utterances']:,} stored utterances (vectors from the store): {r['wall_s']} s wall, "
+          f"{r['cpu_s']} s CPU")
+    del np
+    return out
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def _sqlite_template(request) -> Path:
 def _postgres_shared(request) -> str:
     config = request.config
     if _POSTGRES_URL not in config.stash:
-        from conftest import _postgres_database
+        _postgres_database = _root_conftest()._postgres_database
 
         from pipeline.store import init_db, make_engine
 
@@ -80,3 +80,17 @@ def fresh_url(request, tmp_path: Path) -> str:
     url = _postgres_shared(request)
     _empty_postgres(url)
     return url
+
+
+def _root_conftest():
+    """tests/conftest.py itself (tests/web/ has a conftest of its own, also imported as `conftest`)."""
+    import importlib.util
+    import sys
+
+    name = "churnwatch_tests_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
