@@ -60,7 +60,7 @@ class DetectOptions:
     # Utterances per spaCy/encoder batch.
     batch_size: int = 256
     # A customer reply of at most this many words is read by learned models together with the
-    # other speaker's turn before it ("Still happy with the service?" "Not really, no."). 0: never.
+    # other speaker's question before it ("Still happy with the service?" "Not really, no."). 0: never.
     context_words: int = 8
     # With a learned model loaded, a keyword or embedding cue stands only if the learned model gives
     # its cue type at least this share of its own threshold: the hand-written rule says where to
@@ -389,7 +389,9 @@ def reply_context(u: Utterance, options: DetectOptions) -> str | None:
     """The other speaker's turn before a short reply, which a learned model reads with it."""
     if not u.context or options.context_words <= 0 or len(u.text.split()) > options.context_words:
         return None
-    return u.context
+    # only a question gives a short reply its meaning: after a statement ("we'll send the new
+    # pricing on Monday." "Perfect."), the reply is read alone, or the rep's words would raise the cue
+    return u.context if "?" in u.context else None
 
 
 def detect(transcript: Transcript, pack: RulePack, nlp: dict, embedder=None,
