@@ -151,8 +151,6 @@ def bench_learned(pack, nlp, utts, all_mixes, args) -> dict:
     re-score of N stored utterances whose vectors come from the store's embedding cache (SQLite)."""
     import tempfile
 
-    import numpy as np
-
     from pipeline import store
     from pipeline.cues.detect import Utterance, detect_utterances
     from pipeline.cues.embeddings import InMemoryEmbeddingCache, encode
@@ -200,7 +198,6 @@ def bench_learned(pack, nlp, utts, all_mixes, args) -> dict:
     r = out["rescore"]
     print(f"re-scoring {r['utterances']:,} stored utterances (vectors from the store): {r['wall_s']} s wall, "
           f"{r['cpu_s']} s CPU")
-    del np
     return out
 
 

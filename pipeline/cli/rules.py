@@ -156,14 +156,8 @@ def rules_fit(
     from pipeline import store
     from pipeline.cues.embeddings import load_embedder
     from pipeline.cues.examples import load_bank
-    from pipeline.cues.learned import (
-        cache_from_model,
-        examples_from_verdicts,
-        fit_model,
-        load_learned,
-        load_model,
-        save_model,
-    )
+    from pipeline.cues.detect import LearnedCues
+    from pipeline.cues.learned import cache_from_model, examples_from_verdicts, fit_model, load_model, save_model
     from pipeline.cues.rule_files import LearnedRule, read_labeled
     from pipeline.errors import ChurnwatchError
 
@@ -188,20 +182,16 @@ def rules_fit(
     except ChurnwatchError:
         old = None
     embedder = load_embedder(name=learned_rules[0].model)
-    before = {}
-    if old is not None and rows:
+    if rows:  # the same spaCy pipelines and embedding-rule encoder score before and after
         nlp, emb_rules, _ = _rule_models(pack, {r["lang"] for rs in rows.values() for r in rs}, True, False)
-        before_learned = load_learned(pack, folder, embedder)
-        before = {f: _evaluate(pack, rs, nlp, emb_rules, before_learned) for f, rs in rows.items()}
+    before = {}
+    if old is not None and old.encoder == embedder.name and rows:
+        before = {f: _evaluate(pack, rs, nlp, emb_rules, LearnedCues(old, embedder)) for f, rs in rows.items()}
     cache = cache_from_model(old) if old is not None and old.encoder == embedder.name else None
     model = fit_model(bank, embedder, labels, cache, verdicts,
                       progress=None if as_json else lambda m: err_console.print(f"  {m}", highlight=False))
     path = save_model(model, folder)
-    after = {}
-    if rows:
-        nlp, emb_rules, _ = _rule_models(pack, {r["lang"] for rs in rows.values() for r in rs}, True, False)
-        after_learned = load_learned(pack, folder, embedder)
-        after = {f: _evaluate(pack, rs, nlp, emb_rules, after_learned) for f, rs in rows.items()}
+    after = {f: _evaluate(pack, rs, nlp, emb_rules, LearnedCues(model, embedder)) for f, rs in rows.items()}
     summary = {"model": str(path), "version": model.version, "encoder": model.encoder,
                "bank_examples": len(bank.examples), "verdicts": len(verdicts),
                "labels": {k: {"threshold": v["threshold"], "cv": v["cv"], "examples": v["examples"]}
@@ -345,7 +335,7 @@ def detect_cmd(
     # every rule that fires, not only the strongest per cue type: this command explains the pack
     cues = detect_text(text, pack, nlp, speaker=speaker, lang=lang, embedder=embedder, learned=learned,
                        context=context, options=replace(DetectOptions(), one_cue_per_label=False))
-    nearest = _nearest_examples(text, context, cues, learned)
+    nearest = _nearest_examples(text, context, [c for c in cues if pack.by_name(c.rule).type == "learned"], learned)
     if as_json:
         print_json({"text": text, "speaker": speaker, "lang": lang, "context": context,
                     "cues": [{**c.to_dict(), "nearest_examples": nearest.get(c.rule, [])} for c in cues]})
@@ -365,13 +355,12 @@ def detect_cmd(
             console.print(f"  {e['similarity']:.2f}  \"{e['text']}\"  ({e['source']})", highlight=False)
 
 
-def _nearest_examples(text, context, cues, learned, k: int = 3) -> dict[str, list[dict]]:
-    """For each learned cue: the training examples of its label nearest to the utterance."""
+def _nearest_examples(text, context, fired, learned, k: int = 3) -> dict[str, list[dict]]:
+    """For each cue of a learned rule: the training examples of its label nearest to the utterance."""
     from pipeline.cues.detect import DetectOptions, Utterance, reply_context
     from pipeline.cues.embeddings import encode
     from pipeline.cues.examples import model_input
 
-    fired = [c for c in cues if c.rule.endswith(".learned") or "learned model" in c.why]
     if learned is None or not fired:
         return {}
     ctx = reply_context(Utterance(text, context=context), DetectOptions())

@@ -69,20 +69,20 @@ def may_see_account(session, caller: Caller, account_id: str | None) -> bool:
 
 def visible_jobs(caller: Caller):
     """A select of the jobs this caller may see (deny by default)."""
-    query = select(store.Job)
-    if caller.sees_all:
-        return query
-    if caller.role != "rep" or caller.rep_id is None:
-        return query.where(store.Job.id.is_(None))
-    return query.join(store.Account, store.Account.id == store.Job.account_id).where(
-        store.Account.rep_id == caller.rep_id)
+    return _in_book(caller, store.Job)
 
 
 def visible_calls(caller: Caller):
-    query = select(store.Call)
+    """A select of the calls this caller may see (deny by default)."""
+    return _in_book(caller, store.Call)
+
+
+def _in_book(caller: Caller, table):
+    """Rows of a table with an `account_id`: all for managers, a rep's own accounts, else none."""
+    query = select(table)
     if caller.sees_all:
         return query
     if caller.role != "rep" or caller.rep_id is None:
-        return query.where(store.Call.id.is_(None))
-    return query.join(store.Account, store.Account.id == store.Call.account_id).where(
+        return query.where(table.id.is_(None))
+    return query.join(store.Account, store.Account.id == table.account_id).where(
         store.Account.rep_id == caller.rep_id)

