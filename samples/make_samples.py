@@ -5,7 +5,8 @@
 
 Everything is deterministic (SEED below): the calls are text-to-speech from Debian's flite
 (English) and espeak-ng (German); the CRM history is drawn from a fixed random generator.
-Outputs: samples/audio/<call>.<ext> + <call>.truth.json, samples/calls.csv, samples/crm/*.csv.
+Outputs: samples/audio/<call>.<ext> + <call>.truth.json, samples/calls.csv, samples/crm/*.csv
+(opportunities.csv and leads.csv, the sales funnel, from samples/funnel_history.py).
 The company selling is "Ridgeway" (a B2B supplier); its competitors are Northwind and Vendora.
 """
 
@@ -27,6 +28,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from crm_history import make_crm
+from funnel_history import make_funnel
 from world import ACCOUNTS_FIXED, CALLS
 
 SEED = 20261115
@@ -261,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     (out / "crm").mkdir(parents=True, exist_ok=True)
     make_crm(out / "crm", SEED, AS_OF)
+    make_funnel(out / "crm", SEED, AS_OF)  # opportunities.csv, leads.csv: after the others, its own stream
     print(f"wrote {out / 'crm'}")
     if args.crm_only:
         return 0

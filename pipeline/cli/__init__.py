@@ -12,6 +12,8 @@ from pipeline.cli import calls  # noqa: F401  (transcribe, ingest)
 from pipeline.cli import rules  # noqa: F401  (rules ..., detect)
 from pipeline.cli import crm, risk, reminders, coach, demo  # noqa: F401
 from pipeline.cli import serve  # noqa: F401  (serve, worker, users, tokens)
+from pipeline.cli import funnel  # noqa: F401  (funnel)
+from pipeline.cli import accounts  # noqa: F401  (accounts dormant, accounts plan)
 # isort: on
 from pipeline.cli.coach import coach_app
 from pipeline.cli.models import models_app

@@ -340,3 +340,42 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Opportunity(Base):
+    """A deal from the CRM (`crm import --kind opportunities`); its stage history is in OpportunityStage."""
+
+    __tablename__ = "opportunities"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # the CRM's opportunity id
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
+    kind: Mapped[str | None] = mapped_column(String(20))  # new | renewal | upsell
+    amount: Mapped[float | None] = mapped_column(Float)
+    product: Mapped[str | None] = mapped_column(String(200))  # what the deal sells (cross-sell)
+    lost_reason: Mapped[str | None] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OpportunityStage(Base):
+    """One stage change of an opportunity: the stage (as named in rules/funnel.yaml) and its day."""
+
+    __tablename__ = "opportunity_stages"
+    __table_args__ = (UniqueConstraint("opportunity_id", "stage", "entered_on"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(100))  # the funnel's name for it
+    crm_stage: Mapped[str] = mapped_column(String(200))  # the name in the export
+    entered_on: Mapped[date] = mapped_column(Date)
+
+
+class Lead(Base):
+    """A lead from the CRM (`crm import --kind leads`): the top of the funnel."""
+
+    __tablename__ = "leads"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # the CRM's lead id
+    created_on: Mapped[date] = mapped_column(Date, index=True)
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
+    source: Mapped[str | None] = mapped_column(String(200))
+    # no foreign key: the leads file may be imported before the opportunities file
+    converted_opportunity_id: Mapped[str | None] = mapped_column(String(100))
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
