@@ -41,3 +41,15 @@ class CsvRowError(ChurnwatchError):
     def __init__(self, path, line: int, message: str):
         super().__init__(f"{path}:{line}: {message}")
         self.path, self.line = path, line
+
+
+class StorageError(ChurnwatchError):
+    """The database refuses writes: disk full, a read-only file, no permission.
+
+    Unlike a bad row or a bad file, it hits every later write too, so a batch stops at the first
+    one (what was committed before it stays stored) instead of blaming the rows or files after it.
+    """
+
+    def __init__(self, where: str, cause: str, fix: str):
+        super().__init__(f"The database at {where} cannot be written: {cause}. {fix}")
+        self.where, self.cause, self.fix = where, cause, fix

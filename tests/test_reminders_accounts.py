@@ -36,6 +36,7 @@ def jobs(monkeypatch):
 def ingest(url, account, *extra, tmp_path: Path):
     from pipeline.cli import app
 
+    (tmp_path / "call.wav").touch()  # ingest reports a missing file itself, before any job runs
     return CliRunner().invoke(app, ["ingest", str(tmp_path / "call.wav"), "--account", account,
                                     "--db", url, *extra])
 

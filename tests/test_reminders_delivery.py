@@ -201,3 +201,34 @@ def test_daily_digest_per_rep_instead_of_one_message_per_reminder(engine, tmp_pa
         assert len(omar) == 1 and "Corvid Freight" in omar[0].payload["text"] and c.id in omar[0].payload["churnwatch"]["reminders"]
         nxt = deliver.queue_digests(s, policies, morning + timedelta(days=1))
         assert len(nxt.digests) == 2  # the next day, Nina's again
+
+
+# --- issue 19: a receiver slower than the timeout ----------------------------------------------
+
+
+def test_a_retry_after_a_timeout_carries_the_same_idempotency_key(engine, tmp_path):
+    """The receiver got the first try but answered after the timeout: the retry is the same message
+    under the same Idempotency-Key, so the receiver can drop it; another message has another key."""
+    seen: list[tuple[str | None, str]] = []
+
+    def slow_then_fast(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers.get("Idempotency-Key"), json.loads(request.content)["text"]))
+        if len(seen) == 1:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(200, text="ok")
+
+    policies = policies_with(tmp_path, env={"CHURNWATCH_WEBHOOK_URL": "https://hooks.example.com/x"})
+    with session_scope(engine) as s:
+        reminder(s, policies)
+    with session_scope(engine) as s, httpx.Client(transport=httpx.MockTransport(slow_then_fast)) as client:
+        first = deliver.deliver_pending(s, NOW, client, None, backoff_seconds=0)
+        assert first.retrying and "Idempotency-Key" in first.errors[first.retrying[0]]
+        second = deliver.deliver_pending(s, NOW + timedelta(seconds=1), client, None)
+        assert second.sent == first.retrying
+        reminder(s, policies, account="ACC-2")
+        deliver.queue_open_reminders(s, policies, NOW)
+        third = deliver.deliver_pending(s, NOW + timedelta(seconds=2), client, None)
+        assert len(third.sent) == 1
+    (k1, t1), (k2, t2), (k3, _) = seen
+    assert k1 and k1 == k2 and t1 == t2  # one message, tried twice, one key
+    assert k3 and k3 != k1

@@ -147,3 +147,40 @@ def test_a_cutoff_that_cannot_be_backtested_is_skipped(tmp_path, runner):
     assert list(d["metrics"]) == ["2024-03-31"]
     assert "Use a later cutoff" in d["skipped"]["2023-02-01"]
     assert "skipped" in out.stderr
+
+
+def test_a_horizon_past_the_end_of_the_data_is_refused_naming_the_last_date(tmp_path, runner):
+    """Issue 19: a cutoff whose horizon runs past the data counted every account without a later
+    order as lost (3% at one cutoff, 98% at a later one) without a word; one after the data crashed."""
+    rows = _regular(60)
+    last = max(d for _, d, _ in rows)
+    csv = _write(tmp_path / "orders.csv", rows)
+    near_end = last - timedelta(days=30)  # 61 of its 91 days unseen
+    after_end = last + timedelta(days=40)
+    slightly = last - timedelta(days=88)  # 3 days past the end: within the slack, a warning
+    out = runner.invoke(app, ["risk", "backtest", "--orders", str(csv), "--cutoff", "2024-03-31",
+                              "--cutoff", near_end.isoformat(), "--cutoff", after_end.isoformat(),
+                              "--cutoff", slightly.isoformat(), "--json"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout)
+    assert d["data_until"] == last.isoformat()
+    assert set(d["metrics"]) == {"2024-03-31", slightly.isoformat()}
+    for cutoff in (near_end, after_end):
+        reason = d["skipped"][cutoff.isoformat()]
+        assert last.isoformat() in reason and "Pick a cutoff on or before" in reason
+        assert (last - timedelta(days=91)).isoformat() in reason
+    assert list(d["warnings"]) == [slightly.isoformat()] and last.isoformat() in d["warnings"][slightly.isoformat()]
+    # only unseen horizons: one line, no traceback
+    out = runner.invoke(app, ["risk", "backtest", "--orders", str(csv), "--cutoff", after_end.isoformat()])
+    _clean(out, "after the end")
+    assert out.exit_code == 1 and last.isoformat() in out.stderr
+
+
+def test_fit_refuses_training_cutoffs_whose_horizon_is_unseen(tmp_path, runner):
+    rows = _regular(60)
+    last = max(d for _, d, _ in rows)
+    csv = _write(tmp_path / "orders.csv", rows)
+    out = runner.invoke(app, ["risk", "fit", "--orders", str(csv), "--cutoff", "2024-03-31",
+                              "--cutoff", (last - timedelta(days=10)).isoformat()])
+    _clean(out, "fit")
+    assert out.exit_code == 1 and last.isoformat() in out.stderr

@@ -39,7 +39,7 @@ def purge(
     from pipeline import store
     from pipeline.privacy import purge as retention
 
-    _, engine = open_store(db)
+    _, engine = open_store(db, write=not dry_run)
     with store.session_scope(engine) as session:
         report = retention.purge(session, older_than, dry_run=dry_run)
     if as_json:
@@ -48,7 +48,10 @@ def purge(
     table = Table("removed" if not dry_run else "would remove", "rows", title=f"Calls before {report.cutoff:%Y-%m-%d %H:%M} UTC")
     for label, n in [("calls", report.calls), ("transcript segments", report.segments), ("cues", report.cues),
                      ("cached transcripts", report.transcripts), ("utterance embeddings", report.embeddings),
-                     ("recording references", report.sources)]:
+                     ("recording references", report.sources),
+                     ("quotes in reminders", report.reminders), ("quotes in outbox messages", report.outbox),
+                     ("quotes in feature evidence", report.features), ("results of serve jobs", report.jobs),
+                     ("uploaded recordings deleted", report.uploads)]:
         table.add_row(label, str(n))
     console.print(table)
     verb = "Would purge" if dry_run else "Purged"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.shared import (
@@ -91,7 +92,7 @@ def risk_score(
     from pipeline import store
     from pipeline.risk import score as risk
 
-    settings, engine = open_store(db, create=True)
+    settings, engine = open_store(db, create=True, write=True)  # the scores are stored
     model = _risk_model(settings)
     day = parse_date_option(as_of, "--as-of") or date.today()
     with store.session_scope(engine) as session:
@@ -272,7 +273,9 @@ def risk_backtest(
     if bad:
         err_console.print(f"{len(bad)} bad row(s) in {orders} skipped, first: {bad[0]}", highlight=False)
     for cutoff, reason in result.skipped.items():
-        err_console.print(f"[yellow]skipped[/yellow] {reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]skipped[/yellow] {escape(reason)}", highlight=False, soft_wrap=True)
+    for cutoff, reason in result.warnings.items():
+        err_console.print(f"[yellow]warning[/yellow] {escape(reason)}", highlight=False, soft_wrap=True)
     charts = []
     if plot is not None:
         from pipeline.risk.calibration import write_reliability_png
@@ -287,7 +290,7 @@ def risk_backtest(
         return
     cols = ("roc_auc", "pr_auc", "recall_top10", "precision_top10", "recall_top20", "precision_top20",
             "flag_share_for_85pct", "brier")
-    table = Table(title=f"Backtest of {orders} ({horizon_days}-day horizon)")
+    table = Table(title=f"Backtest of {orders} ({horizon_days}-day horizon; the data ends on {result.data_until})")
     for c in ("cutoff", "scorer", "n", "lost") + cols:
         table.add_column(c, justify="left" if c in ("cutoff", "scorer") else "right")
     for cutoff, m in result.metrics.items():

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from pipeline.errors import ChurnwatchError
@@ -59,7 +60,8 @@ def get_settings(db: str | None = None, **overrides) -> Settings:
 
 
 def fail(error: Exception | str, code: int = 1):
-    err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    # escaped: a message quoting "pip install 'churnwatch[postgres]'" or a user's value keeps its brackets
+    err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -67,13 +69,18 @@ def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def open_store(db: str | None, create: bool = False):
-    """Settings and an engine on the store; create (or migrate) it, or insist it exists."""
+def open_store(db: str | None, create: bool = False, write: bool = False):
+    """Settings and an engine on the store; create (or migrate) it, or insist it exists (a missing
+    SQLite file is an error, not created). `write`: refuse now, naming the cause, a store that
+    cannot be written (read-only file, no permission), before the command does any work."""
     from pipeline import store
+    from pipeline.store.database import check_writable
 
     settings = get_settings(db)
     engine = store.make_engine(settings.db_url)
     store.init_db(engine) if create else store.ensure_db(engine)
+    if write:
+        check_writable(engine)
     return settings, engine
 
 

@@ -31,11 +31,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
+from pipeline.crm import opportunities as funnel_rows
 from pipeline.crm.presets import (
-    read_rows,
+    KINDS,
+    read_export,
 )
-from pipeline.errors import CsvRowError
+from pipeline.errors import ChurnwatchError, CsvRowError
 from pipeline.store import Account, Contact, CrmEvent, Rep
+from pipeline.store.database import storage_failure
+from pipeline.store.tables import Lead, Opportunity, OpportunityStage
 
 __all__ = ["EVENT_KIND", "ImportReport", "import_csv", "source_key"]
 
@@ -57,11 +61,15 @@ class ImportReport:
     unchanged: int = 0  # rows already stored exactly so
     bad_rows: list[CsvRowError] = field(default_factory=list)
     date_order: str | None = None  # "dmy" or "mdy" when the file had slashed dates
+    warnings: list[CsvRowError] = field(default_factory=list)  # rows imported, but odd (a future order date)
+    decimal_mark: str | None = None  # "." or "," as the file's amounts show it
 
     def to_dict(self) -> dict:
         return {"path": self.path, "kind": self.kind, "imported": self.imported,
                 "updated": self.updated, "unchanged": self.unchanged, "date_order": self.date_order,
-                "bad_rows": [{"line": e.line, "reason": str(e).split(": ", 1)[-1]} for e in self.bad_rows]}
+                "decimal_mark": self.decimal_mark,
+                "bad_rows": [{"line": e.line, "reason": str(e).split(": ", 1)[-1]} for e in self.bad_rows],
+                "warnings": [{"line": e.line, "reason": str(e).split(": ", 1)[-1]} for e in self.warnings]}
 
 
 def source_key(kind: str, natural_key) -> str:
@@ -101,6 +109,12 @@ _TARGETS = {
                         lambda r: _contact_key(r.account_id, r.name, r.email), ("account_id", "name", "email")),
     "events": _Target(CrmEvent, lambda keys: select(CrmEvent).where(CrmEvent.source_key.in_(keys)),
                       lambda r: r.source_key, ("source_key",)),
+    "opportunities": _Target(Opportunity, lambda keys: select(Opportunity).where(Opportunity.id.in_(keys)),
+                             lambda r: r.id, ("id",)),
+    "stages": _Target(OpportunityStage, lambda keys: select(OpportunityStage).where(
+                          OpportunityStage.opportunity_id.in_({k[0] for k in keys})).order_by(OpportunityStage.id),
+                      lambda r: (r.opportunity_id, r.stage, r.entered_on), ("opportunity_id", "stage", "entered_on")),
+    "leads": _Target(Lead, lambda keys: select(Lead).where(Lead.id.in_(keys)), lambda r: r.id, ("id",)),
 }
 
 
@@ -245,7 +259,8 @@ def _store(session: Session, target: _Target, items: list[_Item], report: Import
         try:
             with session.begin_nested():
                 outcomes = _write(session, target, batch)
-        except (StatementError, _Vanished):
+        except (StatementError, _Vanished) as e:
+            _stop_if_storage_failure(session, e)
             outcomes = None
         if outcomes is not None:
             for outcome in outcomes:
@@ -258,11 +273,43 @@ def _store(session: Session, target: _Target, items: list[_Item], report: Import
                         count(_write(session, target, [item])[0])
                     break
                 except (StatementError, _Vanished) as e:
+                    _stop_if_storage_failure(session, e)
                     if attempt == 2:
                         reason = getattr(e, "orig", None) or e
                         first = (str(reason).splitlines() or [""])[0]
                         report.bad_rows.append(CsvRowError(
                             path, item.line, f"cannot store the row: {type(reason).__name__}: {first}"))
+
+
+def _stop_if_storage_failure(session: Session, error: Exception) -> None:
+    """A full disk or a read-only database refuses every row alike: stop at once with the cause
+    (the caller's transaction rolls back, so nothing of the file is stored), rather than retry
+    each row and blame it on the row."""
+    failure = storage_failure(error, session.get_bind())
+    if failure is not None:
+        raise failure from None
+
+
+def _before_creation(session: Session, rows: list[tuple[int, dict]], kind: str, path,
+                     report: ImportReport) -> list[tuple[int, dict]]:
+    """The rows not dated before their account was created (as the accounts import stored it);
+    those that are go to the bad rows, naming both dates."""
+    field_of = {"orders": "date", "activities": "date", "support": "opened", "contacts": "added"}.get(kind)
+    if field_of is None or not rows:
+        return rows
+    created: dict[str, date] = {}
+    for chunk in _chunks(sorted({row["account_id"] for _, row in rows})):
+        created.update((i, c) for i, c in session.execute(
+            select(Account.id, Account.created_on).where(Account.id.in_(chunk), Account.created_on.is_not(None))))
+    good = []
+    for line, row in rows:
+        day, since = row.get(field_of), created.get(row["account_id"])
+        if day is not None and since is not None and day < since:
+            report.bad_rows.append(CsvRowError(path, line, f"{field_of} {day} is before account {row['account_id']} "
+                                                           f"was created ({since}); check the date"))
+            continue
+        good.append((line, row))
+    return good
 
 
 def _rep_ids(session: Session, names) -> dict[str, int]:
@@ -291,11 +338,55 @@ def _ensure_accounts(session: Session, account_ids) -> None:
         _insert_ignoring(session, Account.__table__, missing, ("id",))
 
 
-def import_csv(session: Session, path, kind: str, column_map: dict[str, str] | None = None,
-               preset: str | None = None, date_order: str | None = None) -> ImportReport:
-    """Import one CRM export of a kind (accounts, orders, activities, contacts, support)."""
-    rows, bad, used_order = read_rows(path, kind, column_map, preset, date_order)
+def _import_funnel_kind(session: Session, path, kind: str, column_map, preset, date_order, funnel,
+                        locale: str | None = None) -> ImportReport:
+    """Opportunity stage histories (one row per stage change, stages checked against the funnel)
+    and leads; the report counts the file's rows."""
+    if kind == "opportunities" and funnel is None:
+        raise ChurnwatchError("Importing opportunities needs the stage order: pass funnel=load_funnel(rules/funnel.yaml).")
+    rows, bad, used_order = funnel_rows.read_funnel_rows(path, kind, column_map, preset, date_order, locale)
     report = ImportReport(path=str(path), kind=kind, bad_rows=bad, date_order=used_order)
+    good = []
+    for line, row in rows:
+        try:
+            funnel_rows.check_row(row, kind, funnel)
+        except ValueError as e:
+            report.bad_rows.append(CsvRowError(path, line, str(e)))
+            continue
+        good.append((line, row))
+    session.flush()
+    rep_ids = _rep_ids(session, [row.get("rep") for _, row in good])
+    if kind == "leads":
+        items = [_Item(*t) for t in funnel_rows.plan_leads(good, rep_ids)]
+        _store(session, _TARGETS["leads"], items, report, path)
+    else:
+        _ensure_accounts(session, [row["account_id"] for _, row in good])
+        opportunities, stages = funnel_rows.plan_opportunities(good, rep_ids)
+        deals = ImportReport(path=str(path), kind=kind)
+        _store(session, _TARGETS["opportunities"], [_Item(*t) for t in opportunities], deals, path)
+        refused = {e.line for e in deals.bad_rows}
+        report.bad_rows += deals.bad_rows
+        _store(session, _TARGETS["stages"], [_Item(*t) for t in stages if t[0] not in refused], report, path)
+        report.updated += deals.updated  # a deal's amount or owner changed, its stages not
+    report.bad_rows.sort(key=lambda e: e.line)
+    return report
+
+
+def import_csv(session: Session, path, kind: str, column_map: dict[str, str] | None = None,
+               preset: str | None = None, date_order: str | None = None, funnel=None,
+               locale: str | None = None, today: date | None = None) -> ImportReport:
+    """Import one CRM export of a kind (accounts, orders, activities, contacts, support, and
+    opportunities or leads; opportunities need `funnel`, the stages of rules/funnel.yaml)."""
+    if kind not in KINDS and kind not in funnel_rows.FUNNEL_KINDS:
+        raise ChurnwatchError(f"Unknown kind {kind!r}. Valid kinds: {', '.join([*KINDS, *funnel_rows.FUNNEL_KINDS])}.")
+    if kind in funnel_rows.FUNNEL_KINDS:
+        return _import_funnel_kind(session, path, kind, column_map, preset, date_order, funnel, locale)
+    export = read_export(path, kind, column_map, preset, date_order, locale, today)
+    report = ImportReport(path=str(path), kind=kind, bad_rows=export.bad, date_order=export.date_order,
+                          warnings=export.warnings, decimal_mark=export.decimal_mark)
+    rows = _before_creation(session, export.rows, kind, path, report)
+    bad_lines = {e.line for e in report.bad_rows}
+    report.warnings = [w for w in report.warnings if w.line not in bad_lines]
     good = []
     for line, row in rows:
         try:

@@ -5,10 +5,13 @@ so a reminder never exists without its messages. `deliver_pending` sends the due
 failure keeps the message with its error and a next try after an exponential backoff, and only
 after `max_attempts` tries is it marked `failed` (still listed, and `retry_failed` re-queues it).
 Each message's result is committed as soon as it is known, so a crash never re-sends a sent one.
+A webhook that answers after the timeout may have the message although the try failed: every
+try of a message carries the same `Idempotency-Key` header, so such a receiver can drop the retry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -32,8 +35,10 @@ __all__ = [
     "QueueReport",
     "Route",
     "deliver_pending",
+    "enqueue_hint",
     "enqueue_reminder",
     "export_ics",
+    "idempotency_key",
     "list_outbox",
     "queue_digests",
     "queue_open_reminders",
@@ -165,6 +170,30 @@ def _queue(session: Session, reminder: Reminder, policies: Policies, now: dateti
         else:
             payload = {"subject": subj, "body": body, "from": d.smtp.sender, META: meta}
         row = Outbox(reminder_id=reminder.id, channel=route.channel, target=route.target, payload=payload,
+                     status="pending", attempts=0, next_attempt_at=now, created_at=now)
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    return rows
+
+
+def enqueue_hint(session: Session, *, call_id: int, account_id: str | None, rep: Rep | None, text: str,
+                 policies: Policies, now: datetime, link: str | None = None) -> list[Outbox]:
+    """Queue the post-call hint for the rep's own channels (see `rep_routes`), right after the
+    call is stored (`churnwatch serve`'s workers call this in the transaction that finishes the
+    job, so a stored call has its hint queued exactly once)."""
+    account = session.get(Account, account_id) if account_id else None
+    name = (account.name if account is not None and account.name else None) or account_id or "the account"
+    subject = f"After your call with {name}"
+    body = text.strip() + (f"\n\nOpen the call: {link}" if link else "")
+    rows = []
+    for route in rep_routes(session, policies, rep):
+        meta = {"audience": "rep", "kind": "hint", "call_id": call_id}
+        if route.channel == "webhook":
+            payload = _webhook_payload(subject, body, "normal", meta)
+        else:
+            payload = {"subject": subject, "body": body, "from": policies.delivery.smtp.sender, META: meta}
+        row = Outbox(reminder_id=None, channel=route.channel, target=route.target, payload=payload,
                      status="pending", attempts=0, next_attempt_at=now, created_at=now)
         session.add(row)
         rows.append(row)
@@ -314,11 +343,22 @@ class DeliveryError(Exception):
     """One failed try; the message stays in the outbox."""
 
 
-def send_webhook(client: httpx.Client, url: str, payload: dict[str, Any]) -> None:
+def idempotency_key(msg: Outbox) -> str:
+    """The same key on every try of one message, another for every other message: a receiver that
+    answered too slowly (the try timed out, yet it got the message) can drop the retry."""
+    created = msg.created_at.isoformat() if msg.created_at else ""
+    return "churnwatch-" + hashlib.sha256(f"{msg.id}|{created}|{msg.target}".encode()).hexdigest()[:32]
+
+
+def send_webhook(client: httpx.Client, url: str, payload: dict[str, Any], key: str | None = None) -> None:
+    """POST the payload; `key` goes in the Idempotency-Key header, the same on every retry."""
     import httpx
 
     try:
-        response = client.post(url, json=payload)
+        response = client.post(url, json=payload, headers={"Idempotency-Key": key} if key else None)
+    except httpx.TimeoutException as e:
+        raise DeliveryError(f"{type(e).__name__}: no answer in time ({e}); the receiver may have the message, "
+                            "so the retry carries the same Idempotency-Key") from None
     except httpx.HTTPError as e:
         raise DeliveryError(f"{type(e).__name__}: {e}") from None
     if response.status_code >= 300:
@@ -376,7 +416,8 @@ def deliver_pending(session: Session, now: datetime, webhook_client: httpx.Clien
             if msg.channel == "webhook":
                 if webhook_client is None:
                     raise DeliveryError("no HTTP client given for webhooks")
-                send_webhook(webhook_client, msg.target, {k: v for k, v in msg.payload.items() if k != META})
+                send_webhook(webhook_client, msg.target, {k: v for k, v in msg.payload.items() if k != META},
+                             idempotency_key(msg))
             elif msg.channel == "email":
                 if smtp is None or not smtp.host:
                     raise DeliveryError("no SMTP host configured (delivery.smtp.host or CHURNWATCH_SMTP_HOST)")

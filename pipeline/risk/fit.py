@@ -9,9 +9,11 @@ lost within it). A backtest at cutoff C trains only on earlier cutoffs whose hor
 so every label it learns from was observable at C. Baselines (pipeline.risk.baselines): days since
 the last order, BG/NBD 1 - P(alive) and BG/NBD P(no order in the horizon) (pipeline.risk.bgnbd);
 a baseline that cannot be fitted is reported as unavailable with the reason, and the rest stands.
-A cutoff that cannot be backtested (no training history, every account lost) is skipped with the
-reason; only when no cutoff can be is it an error. Lead times: for the accounts lost at a cutoff,
-how many days before their last order the score first reached the threshold (`lead_times`).
+A cutoff that cannot be backtested (no training history, every account lost, a horizon that runs
+past the end of the data) is skipped with the reason; only when no cutoff can be is it an error.
+A horizon ending a few days past the data's last date (`horizon_slack_days`) is a warning.
+Lead times: for the accounts lost at a cutoff, how many days before their last order the score
+first reached the threshold (`lead_times`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class RiskFitOptions:
     features: tuple[str, ...] = ORDER_FEATURES
     # Share of training accounts at the latest training cutoff that the threshold flags.
     flag_share: float = 0.2
+    # Days a cutoff's horizon may run past the last date in the data (an export ends a few days
+    # after its last order) with a warning; past that the labels cannot be seen and it is refused.
+    horizon_slack_days: int = 7
 
 
 def labels_at(orders, cutoff: date, options: RiskFitOptions):
@@ -143,11 +148,43 @@ def fit_frame(frame, options: RiskFitOptions, cutoffs: list[date], source: str =
     return RiskModel(content_version("fit", body), intercept, factors, round(threshold, 4), source, meta=meta)
 
 
+def unobservable(cutoff: date, last_day: date, options: RiskFitOptions,
+                 first_day: date | None = None) -> tuple[str | None, str | None]:
+    """(refusal, warning) for a cutoff whose horizon runs past the last day the data covers: an
+    account that ordered nothing after it would count as lost, unseen. Refused past the slack
+    (or at/after the end), warned within it; (None, None) when the horizon is observed."""
+    end = cutoff + timedelta(days=options.horizon_days)
+    if end <= last_day:
+        return None, None
+    latest = last_day - timedelta(days=options.horizon_days)
+    if cutoff >= last_day or (end - last_day).days > options.horizon_slack_days:
+        fix = (f"Pick a cutoff on or before {latest}, or a shorter --horizon-days."
+               if first_day is None or latest > first_day else
+               f"The data starts on {first_day}: use a shorter --horizon-days or a longer order history.")
+        return (f"Cutoff {cutoff}: its {options.horizon_days}-day horizon runs to {end}, but the data ends on "
+                f"{last_day}, so who was lost cannot be seen. {fix}"), None
+    return None, (f"Cutoff {cutoff}: its {options.horizon_days}-day horizon runs to {end}, {(end - last_day).days} "
+                  f"day(s) past the last date in the data ({last_day}); an account whose next order falls in "
+                  "those days counts as lost.")
+
+
+def check_observable(cutoffs: list[date], orders, options: RiskFitOptions) -> None:
+    """Refuse training cutoffs whose horizon the orders do not cover (see `unobservable`)."""
+    if orders.empty:
+        return
+    first_day, last_day = orders["date"].min().date(), orders["date"].max().date()
+    for c in cutoffs:
+        refusal, _ = unobservable(c, last_day, options, first_day)
+        if refusal:
+            raise ChurnwatchError(refusal)
+
+
 def fit_orders(orders, cutoffs: list[date], options: RiskFitOptions | None = None,
                feature_options: FeatureOptions | None = None, source: str = "orders") -> RiskModel:
     """Fit from an orders frame (account_id, date, amount) at the given training cutoffs."""
     options = options or RiskFitOptions()
     check_orders(orders)
+    check_observable(cutoffs, orders, options)
     frame = training_frame(orders, cutoffs, options, feature_options or FeatureOptions())
     return fit_frame(frame, options, cutoffs, source)
 
@@ -321,6 +358,8 @@ class BacktestResult:
     models: dict[str, dict] = field(default_factory=dict)  # cutoff -> training cutoffs, weights
     lead_times: dict[str, dict] = field(default_factory=dict)  # cutoff -> lead times of the lost accounts
     skipped: dict[str, str] = field(default_factory=dict)  # cutoff -> why it could not be backtested
+    warnings: dict[str, str] = field(default_factory=dict)  # cutoff -> what to doubt in its result
+    data_until: str | None = None  # the last date the orders cover
     # cutoff -> scorer -> Brier and reliability bins (pipeline.risk.calibration), for scorers with probabilities
     calibration: dict[str, dict[str, dict]] = field(default_factory=dict)
 
@@ -336,7 +375,7 @@ class BacktestResult:
     def to_dict(self) -> dict:
         return {"metrics": self.metrics, "baselines": self.baselines, "scores": self.scores, "models": self.models,
                 "baseline_status": self.baseline_status(), "lead_times": self.lead_times, "skipped": self.skipped,
-                "calibration": self.calibration}
+                "warnings": self.warnings, "data_until": self.data_until, "calibration": self.calibration}
 
 
 def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskFitOptions | None = None,
@@ -355,8 +394,8 @@ def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskF
         options = RiskFitOptions(**{**options.__dict__, "horizon_days": horizon_days})
     fo = feature_options or FeatureOptions()
     check_orders(orders)
-    first_day = orders["date"].min().date()
-    result = BacktestResult(baselines={name: {} for name in BASELINES})
+    first_day, last_day = orders["date"].min().date(), orders["date"].max().date()
+    result = BacktestResult(baselines={name: {} for name in BASELINES}, data_until=last_day.isoformat())
     for cutoff in sorted(cutoffs):
         key = cutoff.isoformat()
         try:
@@ -371,6 +410,9 @@ def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskF
             if len(y) == 0:
                 raise ChurnwatchError(f"Cutoff {cutoff}: no account had a positive order in the "
                                       f"{options.active_days} days up to it. Pick a cutoff inside the order history.")
+            refusal, warning = unobservable(cutoff, last_day, options, first_day)
+            if refusal:  # before the one-class check: an unseen horizon makes everyone look lost
+                raise ChurnwatchError(refusal)
             if len(set(y)) < 2:
                 raise ChurnwatchError(_one_class(cutoff, y, horizon_days, orders))
             frame = training_frame(known, train, options, fo)
@@ -381,6 +423,8 @@ def backtest(orders, cutoffs: list[date], horizon_days: int = 91, options: RiskF
         except ChurnwatchError as e:
             result.skipped[key] = str(e)
             continue
+        if warning:
+            result.warnings[key] = warning
         X = order_features_frame(known, cutoff, fo).reindex(active)
         s = score_frame(model, X)
         result.metrics[key] = {**metrics(y, s, s / 100), "train_cutoffs": [str(c) for c in train]}
@@ -466,6 +510,7 @@ def store_training_frame(session, cutoffs: list[date], options: RiskFitOptions,
     check_orders(orders)
     if not cutoffs:
         raise ChurnwatchError(_no_cutoff(orders, options))
+    check_observable(cutoffs, orders, options)
     lost_on = dict(session.execute(select(Account.id, Account.lost_on)).all())
     rows = []
     for c in cutoffs:
