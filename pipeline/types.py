@@ -10,7 +10,9 @@ from typing import Any
 
 SPEAKERS = ("rep", "customer")
 
-# The eight churn cues: the labels rules produce, features count and reminders react to.
+# The eight cue types of the default pack, in rules/cue_types.yaml's order. Cue types are data:
+# a pack declares its own in cue_types.yaml (pipeline.cues.cue_types.load_cue_types), and code
+# that reads a pack asks it; this list is the fallback for a folder without that file.
 CUE_LABELS = (
     "pricing_request",
     "invoice_dispute",

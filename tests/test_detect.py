@@ -236,7 +236,7 @@ def corpus(pack) -> list[tuple[str, str]]:
     out = []
     for f in files:
         data = json.loads(f.read_text(encoding="utf-8"))
-        out += [(t["text"], (data.get("language") or "en").split("-")[0]) for t in data["turns"]]
+        out += [(t["text"], (data.get("language") or "en").split("-")[0]) for t in data.get("turns", [])]
     for r in pack.rules:
         if r.type == "embedding":
             out += [(t, "en") for t in list(r.examples) + list(r.counter_examples)]

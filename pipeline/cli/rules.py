@@ -52,20 +52,84 @@ def _load_pack(rules: Path | None):
 @rules_app.command("check")
 def rules_check(
     directory: Annotated[Optional[Path], typer.Argument(help="Folder of rule files (default: rules/).")] = None,
+    as_json: JsonOption = False,
 ):
-    """Validate every rule file: a tick or a cross per file; exit 1 if any is invalid."""
-    from pipeline.cues.rule_files import check_dir
-
-    results = check_dir(directory or get_settings().rules_dir)
-    if not results:
-        fail(f"No *.yaml rule files in {directory or get_settings().rules_dir}.")
-    for path, error in results:
-        if error is None:
-            console.print(f"[green]✓[/green] {path}", highlight=False)
-        else:
-            console.print(f"[red]✗[/red] {error}", highlight=False, soft_wrap=True)
-    if any(error for _, error in results):
+    """Validate everything a manager edits in rules/: cue types, cue rules, the example bank,
+    risk.yaml, reminders.yaml and funnel.yaml. A tick or a cross per file, then warnings;
+    exit 1 if anything is invalid (what check passes, ingest and `rules test` accept)."""
+    settings = get_settings()
+    findings = check_all(directory or settings.rules_dir, settings.models_dir)
+    errors = [f for f in findings if f.message and not f.warning]
+    warnings = [f for f in findings if f.warning]
+    paths = list(dict.fromkeys(f.path for f in findings if not f.warning))
+    if as_json:
+        print_json({"valid": not errors,
+                    "files": [{"path": str(p), "errors": [f.message for f in errors if f.path == p]} for p in paths],
+                    "warnings": [f.message for f in warnings]})
+    else:
+        for path in paths:
+            mine = [f for f in errors if f.path == path]
+            if not mine:
+                console.print(f"[green]✓[/green] {path}", highlight=False)
+            for f in mine:
+                console.print(f"[red]✗[/red] {f.message}", highlight=False, soft_wrap=True)
+        for f in warnings:
+            console.print(f"[yellow]![/yellow] {f.message}", highlight=False, soft_wrap=True)
+    if errors:
         raise typer.Exit(1)
+
+
+def check_all(rules_dir: Path, models_dir: Path | None):
+    """The findings of `rules check`: the cue side (pipeline.cues.pack_check), then risk.yaml,
+    reminders.yaml and funnel.yaml, each read by the loader ingest uses."""
+    from pipeline.cues.cue_types import load_cue_types
+    from pipeline.cues.pack_check import Finding, check_cues
+    from pipeline.cues.rule_files import rule_files
+    from pipeline.errors import ChurnwatchError, RuleError
+    from pipeline.reminders.policies import load_policies
+    from pipeline.risk.score import load_risk_model
+
+    rules_dir = Path(rules_dir)
+    findings = check_cues(rules_dir, models_dir)
+    folder, _ = rule_files(rules_dir)
+    pack_dir = folder.parent if folder.name == "cues" else folder
+    try:
+        types = load_cue_types(pack_dir)
+    except RuleError:  # reported by check_cues; check the rest against the default types
+        from pipeline.cues.cue_types import default_cue_types
+
+        types = default_cue_types()
+
+    def run(path: Path, load):
+        if not path.is_file():
+            findings.append(Finding(path, f"{path}: not found, so not checked; ingest needs it in the rules "
+                                          "folder it reads.", warning=True))
+            return None
+        try:
+            result = load(path)
+        except RuleError as e:
+            findings.append(Finding(Path(e.path), str(e)))
+            return None
+        except ChurnwatchError as e:
+            findings.append(Finding(path, f"{path}: {e}"))
+            return None
+        findings.append(Finding(path))
+        return result
+
+    model = run(pack_dir / "risk.yaml", lambda p: load_risk_model(pack_dir, models_dir or p.parent, types))
+    for warning in (model.meta.get("warnings", []) if model is not None else []):
+        findings.append(Finding(pack_dir / "risk.yaml", warning, warning=True))
+    policies = run(pack_dir / "reminders.yaml", lambda p: load_policies(p, cue_types=types))
+    for warning in (policies.warnings if policies is not None else []):
+        findings.append(Finding(pack_dir / "reminders.yaml", warning, warning=True))
+    if (pack_dir / "funnel.yaml").is_file():
+        try:
+            from pipeline.funnel.stages import load_funnel
+        except ImportError:
+            load_funnel = None
+        if load_funnel is not None:
+            run(pack_dir / "funnel.yaml", load_funnel)
+    return findings
 
 
 KindOption = Annotated[
@@ -97,7 +161,7 @@ def _evaluate(pack, rows, nlp, embedder, learned):
     utts = [Utterance(r["text"], r["speaker"], r["lang"], context=r.get("context")) for r in rows]
     every = detect_utterances(utts, pack, nlp, embedder, InMemoryEmbeddingCache(),
                               replace(DetectOptions(), one_cue_per_label=False), learned)
-    report = score_predictions(rows, [{c.label for c in cues} for cues in every])
+    report = score_predictions(rows, [{c.label for c in cues} for cues in every], pack.cue_labels)
     report["per_rule"] = score_rules(rows, every, [r.name for r in pack.rules])
     return report
 
@@ -135,7 +199,7 @@ def rules_test(
     from pipeline.cues.rule_files import read_labeled
 
     pack = _only_kinds(_load_pack(rules), kind)
-    rows = read_labeled(file)
+    rows = read_labeled(file, pack.cue_labels)
     nlp, embedder, learned = _rule_models(pack, {r["lang"] for r in rows}, not no_embeddings, not no_embeddings)
     report = _evaluate(pack, rows, nlp, embedder, learned)
     if as_json:
@@ -168,7 +232,7 @@ def rules_fit(
         fail("The rule pack has no learned rules (type: learned); nothing to fit.")
     folder = settings.models_dir / "cues"
     labels = sorted({r.label for r in learned_rules})
-    bank = load_bank(pack.folder / "examples", set(pack.labels))
+    bank = load_bank(pack.folder / "examples", set(pack.cue_labels))
     verdicts = []
     if not no_verdicts:
         engine = store.make_engine(settings.db_url)
@@ -176,7 +240,7 @@ def rules_fit(
             store.init_db(engine)  # migrate: the verdicts table may be new
             with store.session_scope(engine) as session:
                 verdicts = examples_from_verdicts(store.all_verdicts(session))
-    rows = {str(f): read_labeled(f) for f in (test or [])}
+    rows = {str(f): read_labeled(f, pack.cue_labels) for f in (test or [])}
     try:
         old = load_model(folder)
     except ChurnwatchError:
@@ -243,8 +307,8 @@ def rules_review(
     pack = _load_pack(None)
     if missed is not None and not label:
         fail("--missed needs --label: the cue type the line should have raised.")
-    if label and label not in pack.labels:
-        fail(f"--label {label!r} is not a cue type of the rule pack; use one of: {', '.join(pack.labels)}.")
+    if label and label not in pack.cue_labels:
+        fail(f"--label {label!r} is not a cue type of the rule pack; use one of: {', '.join(pack.cue_labels)}.")
     settings, engine = open_store(db, create=True)
     done = []
     with store.session_scope(engine) as session:

@@ -371,8 +371,10 @@ def _learned_pass(utterances, pack, learned: LearnedCues, cache, options, result
     probs = model.probabilities(inputs, x)
     row = {i: n for n, i in enumerate(wanted)}
     if options.confirm_share is not None:  # veto the other rules' cues the model reads as harmless
+        # only cue types the model was trained on: of a type declared since the last fit (budget_freeze)
+        # it knows nothing, so that type's keyword and embedding cues stand on their own
         for i in wanted:
-            results[i] = [c for c in results[i] if c.label not in probs
+            results[i] = [c for c in results[i] if c.label not in model.labels
                           or probs[c.label][row[i]] >= options.confirm_share * model.labels[c.label]["threshold"]]
     for rule in rules:
         threshold = rule.threshold if rule.threshold is not None else model.labels[rule.label]["threshold"]

@@ -1,8 +1,13 @@
 """Reminder policies: the schema of rules/reminders.yaml, loading with line numbers, env overrides.
 
 `load_policies(path)` validates the file with pydantic and raises `RuleError(path, message,
-line)` naming the field and the bad value; environment variables (CHURNWATCH_WEBHOOK_URL,
-CHURNWATCH_SMTP_HOST ...) override the delivery targets so secrets stay out of the file.
+line)` naming the field and the bad value (an unknown key with the closest valid one);
+environment variables (CHURNWATCH_WEBHOOK_URL, CHURNWATCH_SMTP_HOST ...) override the delivery
+targets so secrets stay out of the file.
+
+The policies under `cues:` belong to cue types (rules/cue_types.yaml, pipeline.cues.cue_types):
+a type's `reminder:` names its policy, by default the one named like its label. After loading,
+`Policies.cues` is keyed by cue label, so the planner looks a cue's policy up by its label.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import typing
 
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
+
+from pipeline.cues.cue_types import CueTypes, load_cue_types
 from pipeline.errors import RuleError
-from pipeline.cues.rule_files import read_yaml
-from pipeline.types import CUE_LABELS
+from pipeline.rules_yaml import closest, key_lines, line_for, plain_message, read_yaml, unknown_key
 
 __all__ = ["PRIORITIES", "REASONS", "Policies", "Policy", "load_policies"]
 
@@ -137,6 +143,18 @@ class Policies(_Strict):
     delivery: Delivery = Delivery()
 
     _zone = field_validator("default_timezone")(classmethod(lambda cls, v: _check_zone(v)))
+    _cue_types: CueTypes | None = PrivateAttr(default=None)  # the cue types the policies were loaded with
+    _warnings: list[str] = PrivateAttr(default_factory=list)  # for `churnwatch rules check`
+
+    @property
+    def warnings(self) -> list[str]:
+        """What `churnwatch rules check` warns about: cue types without a policy, policies no type uses."""
+        return list(self._warnings)
+
+    @property
+    def cue_types(self) -> CueTypes:
+        """The cue types of the pack these policies came from (their texts name what was heard)."""
+        return self._cue_types if self._cue_types is not None else load_cue_types()
 
     def zone(self, rep_name: str | None) -> ZoneInfo:
         """The time zone a rep works in (delivery.reps.<name>.timezone, else default_timezone)."""
@@ -145,10 +163,16 @@ class Policies(_Strict):
 
     @field_validator("cues")
     @classmethod
-    def _labels(cls, value: dict[str, Policy]) -> dict[str, Policy]:
+    def _labels(cls, value: dict[str, Policy], info: ValidationInfo) -> dict[str, Policy]:
+        types: CueTypes = (info.context or {}).get("cue_types") or load_cue_types()
+        known = set(types.labels) | {t.reminder for t in types.types if t.reminder}
         for label in value:
-            if label not in CUE_LABELS:
-                raise ValueError(f"unknown cue label {label!r}; valid labels: {', '.join(CUE_LABELS)}")
+            if label not in known:
+                near = closest(label, sorted(known))
+                hint = f", did you mean `{near}`?" if near else "."
+                raise ValueError(f"unknown cue label {label!r}: no cue type in {types.path or 'the built-in types'} "
+                                 f"is called so or names it as its reminder{hint} Cue types: "
+                                 f"{', '.join(types.labels)}")
         return value
 
     def policy(self, reason: str) -> Policy | None:
@@ -171,28 +195,6 @@ ENV_OVERRIDES = {
     "CHURNWATCH_SMTP_USER": (("smtp", "username"), str),
     "CHURNWATCH_SMTP_PASSWORD": (("smtp", "password"), str),
 }
-
-
-def _lines(node, path=(), out=None) -> dict[tuple, int]:
-    out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            _lines(value, path + (getattr(key, "value", None),), out)
-            out[path + (getattr(key, "value", None),)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, path + (i,), out)
-    return out
-
-
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
-    path, best = (), lines.get(())
-    for part in loc:
-        if path + (part,) in lines:
-            path = path + (part,)
-            best = lines[path]
-    return best
 
 
 def _apply_env(data: dict, env: Mapping[str, str], path: Path) -> None:
@@ -218,33 +220,81 @@ def _apply_env(data: dict, env: Mapping[str, str], path: Path) -> None:
         target[keys[-1]] = value
 
 
-def load_policies(path: Path, env: Mapping[str, str] | None = None) -> Policies:
-    """Read and validate rules/reminders.yaml; `env` (default os.environ) overrides targets."""
+def load_policies(path: Path, env: Mapping[str, str] | None = None, cue_types: CueTypes | None = None) -> Policies:
+    """Read and validate rules/reminders.yaml; `env` (default os.environ) overrides targets.
+    `cue_types` (default: those of the folder the file is in) say which policy each cue raises."""
     path = Path(path)
     env = os.environ if env is None else env
+    cue_types = cue_types if cue_types is not None else load_cue_types(path.parent)
     data, node = read_yaml(path, " Create it from the default rules/reminders.yaml.")
     if not isinstance(data, dict) or node is None:
         raise RuleError(path, "expected a mapping with cues:, risk_threshold:, silence:, "
                         "customer_request:, follow_up: and delivery: at the top.", 1)
+    lines = key_lines(node)
     if isinstance((data.get("delivery") or {}).get("smtp"), dict) and "password" in data["delivery"]["smtp"]:
         raise RuleError(path, "delivery.smtp.password: do not keep passwords in this file; "
                         "set CHURNWATCH_SMTP_PASSWORD instead.",
-                        _line_for(("delivery", "smtp", "password"), _lines(node)))
+                        line_for(("delivery", "smtp", "password"), lines))
     _apply_env(data, env, path)
     try:
-        return Policies.model_validate(data)
+        policies = Policies.model_validate(data, context={"cue_types": cue_types})
     except ValidationError as e:
-        err = e.errors()[0]
+        err = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")[0]
         loc = tuple(err["loc"])
         where = ".".join(str(p) for p in loc) or "file"
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = plain_message(err)
         if err["type"] == "extra_forbidden":
-            msg = "unknown field; check the spelling against the comments in the default file"
+            valid = _fields_at(loc[:-1])
+            raise RuleError(path, f"{'.'.join(map(str, loc[:-1])) + ': ' if loc[:-1] else ''}"
+                            f"{unknown_key(loc[-1], valid)}", line_for(loc, lines)) from None
         got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
         if len(got) > 100:
             got = ""
-        lines = _lines(node)
         key = msg.split(":", 1)[0]  # a per-language text error names its language first
         if loc + (key,) in lines:
             loc, got = loc + (key,), ""
-        raise RuleError(path, f"{where}: {msg}{got}.", _line_for(loc, lines)) from None
+        raise RuleError(path, f"{where}: {msg}{got}.", line_for(loc, lines)) from None
+    by_label: dict[str, Policy] = {}
+    for name, policy in policies.cues.items():
+        for t in cue_types.types:
+            if t.reminder == name:
+                by_label.setdefault(t.label, policy)
+    for t in cue_types.types:
+        if t.reminder_set and t.reminder and t.reminder not in policies.cues:
+            src = cue_types.path or path
+            raise RuleError(src, f"cue type {t.label!r}: reminder {t.reminder!r} is not a policy under cues: in "
+                            f"{path}; add it there, or write reminder: null for no reminder.",
+                            cue_types.lines.get(("types", cue_types.types.index(t), "reminder"), t.line))
+    warnings = []
+    for name in policies.cues:
+        if not any(t.reminder == name for t in cue_types.types):
+            warnings.append(str(RuleError(path, f"cues.{name}: no cue type raises this reminder (cue type "
+                                                f"{name!r} has reminder: {cue_types.get(name).reminder}).",
+                                          line_for(("cues", name), lines))))
+    for t in cue_types.types:
+        if t.reminder is not None and t.label not in by_label:
+            warnings.append(str(RuleError(cue_types.path or path, f"cue type {t.label!r} has no reminder policy "
+                                          f"(cues: {t.reminder}: in {path.name}), so its cues raise no reminder. "
+                                          "Add one, or write reminder: null to say so.", t.line)))
+    policies = policies.model_copy(update={"cues": by_label})
+    policies._cue_types = cue_types
+    policies._warnings = warnings
+    return policies
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys valid at a place of the file (for "did you mean"): the fields of the model there."""
+    model: typing.Any = Policies
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(part)
+            if field is None:
+                return []
+            model = field.annotation
+        elif typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]
+        else:
+            return []
+    if typing.get_origin(model) is dict:
+        return []
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []

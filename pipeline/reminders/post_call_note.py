@@ -1,7 +1,8 @@
 """The note a rep reads right after a call: what we heard, where the account stands, what to do.
 
 Written in sales language: "mentioned a competitor", "churn risk 72 out of 100, up 18", never
-log-odds or rule names (those stay in `to_dict()` for machines).
+log-odds or rule names (those stay in `to_dict()` for machines). What each cue type means is its
+`text` in rules/cue_types.yaml (pipeline.cues.cue_types).
 """
 
 from __future__ import annotations
@@ -11,22 +12,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from pipeline.cues.cue_types import CueTypes, load_cue_types
 from pipeline.types import Cue
 
 __all__ = ["HeardItem", "Hint", "ToDo", "mmss", "plain_factor", "post_call_hint"]
 
-# What each cue means, said the way a sales manager would say it.
-HEARD = {
-    "pricing_request": "asked about price",
-    "invoice_dispute": "disputed an invoice",
-    "competitor_mention": "mentioned a competitor",
-    "cancellation_intent": "talked about cancelling or cutting back",
-    "org_change": "mentioned new people or a reorganisation",
-    "payment_delay": "said a payment will be late",
-    "usage_decline": "said they are using less",
-    "support_frustration": "is unhappy with support",
-    "customer_request": "asked for a call back",
-}
+# What a reminder reason that is not a cue type means (the cue types' words are in cue_types.yaml).
+REQUEST_HEARD = "asked for a call back"
 # Risk factors of rules/risk.yaml in plain words, where the model gives no label of its own.
 FACTORS = {
     "days_since_last_order": "a long time since the last order",
@@ -53,14 +45,20 @@ def mmss(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-def plain_factor(name: str, evidence: Mapping[str, Any] | None = None) -> str:
-    """A risk factor in plain words: the model's label, else "cue_competitor_mention" → "mentioned a competitor"."""
+def _heard(cue_types: CueTypes) -> dict[str, str]:
+    """Each cue type's words (English, as the note is written), then the call-back request's."""
+    return {**{t.label: t.says("en") for t in cue_types.types}, "customer_request": REQUEST_HEARD}
+
+
+def plain_factor(name: str, evidence: Mapping[str, Any] | None = None, cue_types: CueTypes | None = None) -> str:
+    """A risk factor in plain words: the model's label, else "cue_competitor_mention" → "mentioned a competitor"
+    (the cue type's text in `cue_types`, default: the default pack's)."""
     entry = (evidence or {}).get(name)
     if isinstance(entry, Mapping) and entry.get("label"):
         return str(entry["label"])
     if name in FACTORS:
         return FACTORS[name]
-    for label, words in HEARD.items():
+    for label, words in _heard(cue_types if cue_types is not None else load_cue_types()).items():
         if label in name:
             return words
     return name.replace("_", " ").strip()
@@ -149,10 +147,13 @@ def post_call_hint(account, call, cues: Sequence[Cue], risk_before, risk_after, 
     """Build the rep's note after `ingest` from the stored call, its cues and the reminders made.
 
     `risk_before`/`risk_after` are anything with `score`, `flagged`, `contributions` (and
-    optionally `threshold`); `policies` (optional) adds each reminder's priority.
+    optionally `threshold`); `policies` (optional) adds each reminder's priority, and its cue
+    types say what each cue means.
     """
+    cue_types = getattr(policies, "cue_types", None) or load_cue_types()
+    heard_words = _heard(cue_types)
     heard = [
-        HeardItem(time=mmss(c.start), label=c.label, what=HEARD.get(c.label, c.label.replace("_", " ")),
+        HeardItem(time=mmss(c.start), label=c.label, what=heard_words.get(c.label, c.label.replace("_", " ")),
                   quote=c.quote)
         for c in sorted(cues, key=lambda c: c.start)
         if c.speaker != "rep"
@@ -163,7 +164,7 @@ def post_call_hint(account, call, cues: Sequence[Cue], risk_before, risk_after, 
             if e.get("type") == "request" and e.get("call_id") in (None, getattr(call, "id", None)) \
                     and e.get("time") not in seen_times:
                 heard.append(HeardItem(time=e["time"], label="customer_request",
-                                       what=HEARD["customer_request"] + f" ({e['phrase']})", quote=e["quote"]))
+                                       what=REQUEST_HEARD + f" ({e['phrase']})", quote=e["quote"]))
     heard.sort(key=lambda h: h.time.zfill(8))
     threshold = getattr(risk_after, "threshold", None)
     above = bool(risk_after is not None and (risk_after.score >= threshold if threshold is not None else risk_after.flagged))
@@ -171,7 +172,7 @@ def post_call_hint(account, call, cues: Sequence[Cue], risk_before, risk_after, 
         risk_before.score >= threshold if threshold is not None else risk_before.flagged))
     contributions: Mapping[str, float] = dict(getattr(risk_after, "contributions", None) or {})
     evidence = getattr(risk_after, "evidence", None) or {}
-    reasons = [plain_factor(n, evidence) for n, v in sorted(contributions.items(), key=lambda kv: -kv[1])
+    reasons = [plain_factor(n, evidence, cue_types) for n, v in sorted(contributions.items(), key=lambda kv: -kv[1])
                if v > 0 and n != "intercept"][:3]
     todo = []
     for r in sorted(new_reminders, key=lambda r: r.due):

@@ -400,13 +400,16 @@ def compute_features(session: Session, account_id: str, as_of: date,
                      options: FeatureOptions | None = None) -> dict[str, FeatureValue]:
     """Every feature of one account as of a date, each with its evidence."""
     o = options or FeatureOptions()
+    # a fixed order (the one pipeline.risk.bulk_features.load_book reads): rows on the same day
+    # keep their place in the evidence on every backend
     events = session.scalars(select(CrmEvent).where(CrmEvent.account_id == account_id,
-                                                    CrmEvent.occurred_on <= as_of)).all()
+                                                    CrmEvent.occurred_on <= as_of)
+                             .order_by(CrmEvent.kind, CrmEvent.occurred_on, CrmEvent.id)).all()
     calls = session.execute(select(Call.id, Call.call_date, Call.created_at)
-                            .where(Call.account_id == account_id)).all()
-    contacts = session.scalars(select(Contact).where(Contact.account_id == account_id)).all()
+                            .where(Call.account_id == account_id).order_by(Call.id)).all()
+    contacts = session.scalars(select(Contact).where(Contact.account_id == account_id).order_by(Contact.id)).all()
     ids = [c[0] for c in calls]
-    cues = session.scalars(select(Cue).where(Cue.call_id.in_(ids))).all() if ids else []
+    cues = session.scalars(select(Cue).where(Cue.call_id.in_(ids)).order_by(Cue.call_id, Cue.id)).all() if ids else []
     return features_from_rows(AccountRows(list(events), list(calls), list(contacts), list(cues)), as_of, o)
 
 

@@ -18,11 +18,17 @@ Weights come from rules/risk.yaml (set by hand, points-style) or from a fitted m
 models/risk/ (`churnwatch risk fit`); risk.yaml says which is active. With the manual weights,
 `segments:` in risk.yaml overrides the intercept, threshold and any factor per customer segment
 (Account.segment); accounts of other segments, or none, get the global weights. Every error in
-risk.yaml names the file and line.
+risk.yaml names the file and line, an unknown key with the closest valid one.
+
+The factors of the cue types come from rules/cue_types.yaml (`risk:` of each type, see
+pipeline.cues.cue_types): `- {cue: competitor_mention}` in risk.yaml puts that type's factor at
+that place, a type not named there comes after the factors, and a factor written out in full
+(`feature: cue_competitor_mention, points: ...`) replaces the type's own weight.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -31,28 +37,35 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from pipeline.cues.cue_types import CueTypes, load_cue_types
 from pipeline.errors import RuleError
-from pipeline.risk.explain import display_points, merge_events, score_points
+from pipeline.rules_yaml import closest, key_lines, parse_yaml, unknown_key
+from pipeline.risk.explain import display_points, event_keys, merge_events, score_points
 from pipeline.risk.features import (
     CUE_LABELS,
     ORDER_FEATURES,
     FeatureOptions,
     FeatureValue,
     compute_features,
-    features_from_rows,
-    load_account_rows,
 )
+from pipeline.risk.bulk_features import book_features, load_book
 from pipeline.store import Account, RiskScore
 
 TRANSFORMS = ("none", "log1p", "log2p")
 OTHER_FEATURES = ("late_payments_365", "days_since_last_contact", "unanswered_streak", "support_cases_90",
                   "support_trend", "disputes_180", "new_contacts_90", "stakeholder_changes_90")
-FEATURE_NAMES = ORDER_FEATURES + OTHER_FEATURES + tuple(f"cue_{label}" for label in CUE_LABELS)
 MODEL_FORMAT = "churnwatch.risk.v1"
+
+
+def feature_names(cue_labels: tuple[str, ...] = CUE_LABELS) -> tuple[str, ...]:
+    """Every feature a factor may use: the order and CRM features, and cue_<label> per cue type."""
+    return ORDER_FEATURES + OTHER_FEATURES + tuple(f"cue_{label}" for label in cue_labels)
+
+
+FEATURE_NAMES = feature_names()  # with the eight cue types of the default pack
 
 
 def transform(kind: str, value: float) -> float:
@@ -153,30 +166,8 @@ class RiskResult:
 FACTOR_KEYS = ("feature", "points", "weight", "per", "scale", "transform", "normal", "center", "cap", "floor",
                "missing", "label")
 SEGMENT_KEYS = ("intercept", "threshold", "factors")
-
-
-def _yaml_lines(text: str) -> dict[tuple, int]:
-    """Each key path of a YAML document -> its 1-based line (mapping keys and list items)."""
-    out: dict[tuple, int] = {}
-
-    def walk(node, path):
-        out.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                out[path + (k.value,)] = k.start_mark.line + 1
-                walk(v, path + (k.value,))
-                out[path + (k.value,)] = k.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, path + (i,))
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
-    if node is not None:
-        walk(node, ())
-    return out
+TOP_KEYS = ("active", "threshold", "threshold_override", "features", "manual", "segments")
+MANUAL_KEYS = ("intercept", "factors")
 
 
 class _Where:
@@ -194,6 +185,13 @@ class _Where:
         return RuleError(self.path, message, self.line(loc))
 
 
+def _unknown(keys, valid, what: str = "key") -> str:
+    """"unknown key(s) weight, did you mean `points`?" for keys not among `valid`."""
+    keys = [str(k) for k in keys]
+    near = closest(keys[0], valid)
+    return f"unknown {what}(s) {', '.join(keys)}" + (f", did you mean `{near}`?" if near else ".")
+
+
 def _name(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -201,7 +199,8 @@ def _name(loc: tuple) -> str:
     return out
 
 
-def _factor(d: dict, where: str, path, at: _Where | None = None, loc: tuple = ()) -> Factor:
+def _factor(d: dict, where: str, path, at: _Where | None = None, loc: tuple = (),
+            features: tuple[str, ...] = FEATURE_NAMES) -> Factor:
     at = at or _Where(path, {})
 
     def bad(msg, key=None):
@@ -212,9 +211,11 @@ def _factor(d: dict, where: str, path, at: _Where | None = None, loc: tuple = ()
                   "{feature: late_payments_365, points: 0.4}.")
     unknown = sorted(set(d) - set(FACTOR_KEYS), key=str)
     if unknown:
-        raise bad(f"unknown key(s) {', '.join(map(str, unknown))}. Keys: {', '.join(FACTOR_KEYS)}.", unknown[0])
-    if d.get("feature") not in FEATURE_NAMES:
-        raise bad(f"unknown feature {d.get('feature')!r}. Features: {', '.join(FEATURE_NAMES)}.", "feature")
+        raise bad(f"{_unknown(unknown, FACTOR_KEYS)} Keys: {', '.join(FACTOR_KEYS)}.", unknown[0])
+    if d.get("feature") not in features:
+        near = closest(d.get("feature"), features) if d.get("feature") is not None else None
+        hint = f", did you mean `{near}`?" if near else "."
+        raise bad(f"unknown feature {d.get('feature')!r}{hint} Features: {', '.join(features)}.", "feature")
     t = d.get("transform", "none")
     if t not in TRANSFORMS:
         raise bad(f"transform {t!r} is not one of {', '.join(TRANSFORMS)}.", "transform")
@@ -245,7 +246,8 @@ def _number(value, what: str, at: _Where, loc: tuple) -> float:
     return float(value)
 
 
-def _segments(data, manual: dict, global_model: RiskModel, at: _Where) -> dict[str, RiskModel]:
+def _segments(data, manual: dict, global_model: RiskModel, at: _Where,
+              features: tuple[str, ...] = FEATURE_NAMES) -> dict[str, RiskModel]:
     """The `segments:` block: per Account.segment, overrides of the manual intercept, threshold and
     factors (an entry replaces the keys it names of the global factor with that feature; a feature
     the global weights lack is added; points: 0 switches a factor off for the segment)."""
@@ -264,7 +266,7 @@ def _segments(data, manual: dict, global_model: RiskModel, at: _Where) -> dict[s
             raise at.error(loc, f"segments.{name}: a mapping with intercept, threshold and/or factors.")
         unknown = sorted(set(seg) - set(SEGMENT_KEYS), key=str)
         if unknown:
-            raise at.error(loc + (unknown[0],), f"segments.{name}: unknown key(s) {', '.join(map(str, unknown))}. "
+            raise at.error(loc + (unknown[0],), f"segments.{name}: {_unknown(unknown, SEGMENT_KEYS)} "
                                                 f"Keys: {', '.join(SEGMENT_KEYS)}.")
         intercept = (global_model.intercept if seg.get("intercept") is None
                      else _number(seg["intercept"], "intercept", at, loc + ("intercept",)))
@@ -291,9 +293,9 @@ def _segments(data, manual: dict, global_model: RiskModel, at: _Where) -> dict[s
             merged = {**specs.get(e["feature"], {}), **e}
             if "points" not in merged and "weight" not in merged:
                 raise at.error(floc, f"{where}: {e['feature']} is not among the global factors, so give its points.")
-            _factor(merged, where, at.path, at, floc)  # validate with this entry's line
+            _factor(merged, where, at.path, at, floc, features)  # validate with this entry's line
             specs[e["feature"]] = merged
-        factors = tuple(_factor(d, f"segments.{name}", at.path, at, loc) for d in specs.values())
+        factors = tuple(_factor(d, f"segments.{name}", at.path, at, loc, features) for d in specs.values())
         out[str(name)] = replace(global_model, intercept=intercept, threshold=threshold, factors=factors,
                                  segments={}, segment=str(name))
     return out
@@ -304,12 +306,23 @@ def _feature_options(data: dict | None, path, at: _Where | None = None) -> Featu
     if data is not None and not isinstance(data, dict):
         raise at.error(("features",), "features: a mapping of option: value.")
     data = dict(data or {})
-    names = {f.name for f in fields(FeatureOptions)}
+    kinds = {f.name: f.type for f in fields(FeatureOptions)}
+    names = set(kinds)
     unknown = set(data) - names
     if unknown:
-        raise at.error(("features", sorted(unknown)[0]), f"features: unknown option(s) {', '.join(sorted(unknown))}. "
-                                                        f"Options: {', '.join(sorted(names))}.")
+        first = sorted(unknown, key=str)[0]
+        raise at.error(("features", first), f"features: {_unknown(sorted(unknown, key=str), sorted(names), 'option')} "
+                                            f"Options: {', '.join(sorted(names))}.")
+    for name, value in data.items():
+        kind = kinds[name]
+        ok = {"int": lambda v: isinstance(v, int), "float": lambda v: isinstance(v, (int, float)),
+              "str": lambda v: isinstance(v, str)}.get(kind, lambda v: True)
+        if isinstance(value, bool) or not ok(value):
+            what = {"int": "a whole number", "float": "a number", "str": "text"}.get(kind, "a value")
+            raise at.error(("features", name), f"features.{name}: {what}, got {value!r}.")
     if "cue_labels" in data:
+        if not isinstance(data["cue_labels"], list) or not all(isinstance(x, str) for x in data["cue_labels"]):
+            raise at.error(("features", "cue_labels"), "features.cue_labels: a list of cue type labels.")
         data["cue_labels"] = tuple(data["cue_labels"])
     try:
         return FeatureOptions(**data)
@@ -335,68 +348,157 @@ def content_version(prefix: str, data: Any) -> str:
     return f"{prefix}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
-def load_risk_model(rules_dir, models_dir) -> RiskModel:
-    """The active risk model named by rules_dir/risk.yaml: its manual weights or a fitted file,
-    with the per-segment weights of `segments:` (manual weights only)."""
+def _manual_factors(entries: list, path, at: _Where, cue_types: CueTypes,
+                    features: tuple[str, ...]) -> tuple[list[dict], tuple[Factor, ...], list[str]]:
+    """manual.factors with the cue types' factors in place: (the entries as scored, the factors,
+    warnings for `rules check`). `{cue: X}` puts type X's factor (its `risk:` in cue_types.yaml)
+    there; types named nowhere come last; a factor written out for cue_X replaces X's own."""
+    types_path = cue_types.path or path
+    types_at = _Where(types_path, cue_types.lines)
+    written = {}
+    for i, e in enumerate(entries):
+        if isinstance(e, dict) and "cue" not in e and isinstance(e.get("feature"), str):
+            written.setdefault(e["feature"], i)
+    dicts, factors, placed, warnings = [], [], {}, []
+
+    def from_type(label: str) -> tuple[dict, Factor]:
+        t = cue_types.get(label)
+        k = cue_types.types.index(t)
+        if "feature" in t.risk:
+            raise types_at.error(("types", k, "risk", "feature"), f"cue type {label!r}, risk: leave out `feature`; "
+                                 f"the factor is cue_{label}.")
+        d = {"feature": f"cue_{label}", **t.risk}
+        return d, _factor(d, f"cue type {label!r}, risk", types_path, types_at, ("types", k, "risk"), features)
+
+    for i, e in enumerate(entries):
+        loc = ("manual", "factors", i)
+        where = f"manual.factors[{i}]"
+        if isinstance(e, dict) and "cue" in e:
+            label = e["cue"]
+            extra = sorted(set(e) - {"cue"}, key=str)
+            if extra:
+                raise at.error(loc + (extra[0],), f"{where}: {{cue: {label}}} places a cue type's factor; its points, "
+                                                  f"cap and label are under risk: in cue_types.yaml. Remove "
+                                                  f"{', '.join(map(str, extra))} here, or write the factor out "
+                                                  f"with feature: cue_{label}.")
+            if not isinstance(label, str) or label not in cue_types:
+                raise at.error(loc + ("cue",), f"{where}: cue: {cue_types.unknown(str(label))}")
+            if cue_types.get(label).risk is None:
+                raise at.error(loc + ("cue",), f"{where}: cue type {label!r} has no `risk:` in "
+                                               f"{cue_types.where(label)}; give it points there or remove this line.")
+            if label in placed or f"cue_{label}" in written:
+                raise at.error(loc + ("cue",), f"{where}: the cue type {label!r} is listed twice; keep one.")
+            placed[label] = i
+            d, factor = from_type(label)
+        else:
+            d, factor = e, _factor(e, where, path, at, loc, features)
+            if written.get(factor.feature) != i:
+                raise at.error(loc + ("feature",), f"{where}: {factor.feature} is listed twice; keep one.")
+            label = factor.feature[4:] if factor.feature.startswith("cue_") else None
+            t = cue_types.get(label) if label else None
+            if t is not None and t.risk is not None:
+                warnings.append(str(at.error(loc, f"{where}: {factor.feature} is weighted here and under risk: of "
+                                                  f"the cue type {label!r} ({cue_types.where(label)}); the weight "
+                                                  f"here is used. Keep one: write - {{cue: {label}}} here.")))
+        dicts.append(d)
+        factors.append(factor)
+    for t in cue_types.types:
+        if t.risk is not None and t.label not in placed and f"cue_{t.label}" not in written:
+            d, factor = from_type(t.label)
+            dicts.append(d)
+            factors.append(factor)
+    return dicts, tuple(factors), warnings
+
+
+def load_risk_model(rules_dir, models_dir, cue_types: CueTypes | None = None) -> RiskModel:
+    """The active risk model named by rules_dir/risk.yaml: its manual weights (with the cue types'
+    factors of `cue_types`, default: the pack's cue_types.yaml) or a fitted file, with the
+    per-segment weights of `segments:` (manual weights only). `meta["warnings"]`: what
+    `churnwatch rules check` shows as warnings."""
     path = Path(rules_dir) / "risk.yaml"
+    cue_types = cue_types if cue_types is not None else load_cue_types(rules_dir)
+    names = feature_names(cue_types.labels)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RuleError(path, "no risk rules file. Create it (see the one shipped in rules/).") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise RuleError(path, f"not valid YAML: {getattr(e, 'problem', None) or e}",
-                        mark.line + 1 if mark else None) from None
-    at = _Where(path, _yaml_lines(text))
+    except (OSError, UnicodeDecodeError) as e:
+        raise RuleError(path, f"cannot read the file ({e}).") from None
+    data, node = parse_yaml(text, path)
+    data = {} if data is None else data
+    at = _Where(path, key_lines(node) if node is not None else {})
     if not isinstance(data, dict):
         raise at.error((), "risk.yaml holds a mapping (active, threshold, features, manual, segments).")
+    unknown = sorted(set(data) - set(TOP_KEYS), key=str)
+    if unknown:
+        raise at.error((unknown[0],), f"{unknown_key(unknown[0], TOP_KEYS)} Keys: {', '.join(TOP_KEYS)}.")
     features = _feature_options(data.get("features"), path, at)
+    if "cue_labels" not in (data.get("features") or {}):
+        features = replace(features, cue_labels=tuple(cue_types.labels))
     active = str(data.get("active", "manual"))
     if active == "manual":
         manual = data.get("manual") or {}
         if not isinstance(manual, dict):
             raise at.error(("manual",), "manual: a mapping with intercept and factors.")
+        unknown = sorted(set(manual) - set(MANUAL_KEYS), key=str)
+        if unknown:
+            raise at.error(("manual", unknown[0]), f"manual: {unknown_key(unknown[0], MANUAL_KEYS)}")
         entries = manual.get("factors", [])
         if not isinstance(entries, list):
             raise at.error(("manual", "factors"), "manual.factors: a list of factors, each with feature and points.")
-        factors = tuple(_factor(f, f"manual.factors[{i}]", path, at, ("manual", "factors", i))
-                        for i, f in enumerate(entries))
-        if not factors:
+        scored, factors, warnings = _manual_factors(entries, path, at, cue_types, names)
+        if not entries:
             raise at.error(("manual",), "manual.factors is empty: list at least one factor with feature and points.")
-        threshold = _number(data.get("threshold", 50), "threshold", at, ("threshold",))
+        threshold = _threshold(data.get("threshold", 50), "threshold", at)
         intercept = _number(manual.get("intercept", 0.0), "intercept", at, ("manual", "intercept"))
+        manual = {**manual, "factors": scored}
         version = content_version("manual", {"manual": manual, "threshold": threshold,
                                              "features": asdict(features),
                                              **({"segments": data["segments"]} if data.get("segments") else {})})
-        model = RiskModel(version, intercept, factors, threshold, str(path), features)
-        segments = _segments(data.get("segments"), manual, model, at)
+        model = RiskModel(version, intercept, factors, threshold, str(path), features,
+                          {"warnings": warnings} if warnings else {})
+        segments = _segments(data.get("segments"), manual, model, at, names)
         return replace(model, segments=segments)
+    if data.get("threshold") is not None:
+        _threshold(data["threshold"], "threshold", at)
     risk_dir = Path(models_dir) / "risk"
     if active == "latest":
-        files = sorted(risk_dir.glob("*.json"), key=lambda p: json.loads(p.read_text()).get("created", ""))
+        files = sorted(risk_dir.glob("*.json"), key=_created)
         if not files:
             raise at.error(("active",), f"active: latest, but {risk_dir} holds no fitted model. "
                                         "Run: churnwatch risk fit, or set active: manual.")
         model_path = files[-1]
     else:
         model_path = risk_dir / active
-        if not model_path.exists():
+        if not model_path.is_file():
             found = ", ".join(p.name for p in sorted(risk_dir.glob("*.json"))) or "none"
             raise at.error(("active",), f"active: {active!r}: no such file in {risk_dir} (found: {found}). "
                                         "Set active: manual, latest, or one of those files.")
     try:
         model = model_from_dict(json.loads(model_path.read_text()), str(model_path), features)
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, OSError) as e:
         raise RuleError(model_path, f"not a churnwatch risk model file ({e}). Re-run: churnwatch risk fit") from None
     if data.get("threshold_override") is not None:
-        model = replace(model, threshold=_number(data["threshold_override"], "threshold_override", at,
-                                                 ("threshold_override",)))
+        model = replace(model, threshold=_threshold(data["threshold_override"], "threshold_override", at))
     if data.get("segments"):
         model = replace(model, meta={**model.meta, "segments_ignored": "segments: in risk.yaml apply to the "
                                      "manual weights only; a fitted model scores every segment alike"})
     return model
+
+
+def _threshold(value, key: str, at: _Where) -> float:
+    threshold = _number(value, key, at, (key,))
+    if not 0 <= threshold <= 100:
+        raise at.error((key,), f"{key}: a score from 0 to 100, got {threshold:g}.")
+    return threshold
+
+
+def _created(model_file: Path) -> str:
+    """When a fitted model file was made (for active: latest); "" for one that cannot be read."""
+    try:
+        return str(json.loads(model_file.read_text()).get("created", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 # --- scoring ------------------------------------------------------------------------------------
@@ -407,22 +509,59 @@ def _evidence_copy(fv: FeatureValue | None) -> list[dict[str, Any]]:
     return list(fv.evidence) if fv is not None else []
 
 
+class _Memo(dict):
+    """(factor, raw value) -> the log-odds it adds, remembered across the accounts of a book
+    (factors by identity: the memo lives no longer than the model): many accounts share a value
+    (0 cues, 1 late invoice), and a remembered float is the same float, so no score changes."""
+
+    def weight_of(self, f: Factor, v: float | None) -> float:
+        key = (id(f), v, v is not None and math.copysign(1.0, v) < 0)  # -0.0 apart from 0.0
+        c = self.get(key)
+        if c is None:
+            c = self[key] = f.weight * f.x(v)
+        return c
+
+
+def _shares_an_event(factors, evidence: dict[str, list[dict[str, Any]]]) -> bool:
+    """Whether two counted evidence items could be one event (then merge_events has work)."""
+    seen: set[str] = set()
+    n = 0
+    for f in factors:
+        for item in evidence.get(f.feature) or ():
+            if item.get("units") and item["units"] > 0:
+                n += 1
+                for k in event_keys(item):
+                    if k in seen:
+                        return True
+                    seen.add(k)
+    return False
+
+
 def score_features(account_id: str, as_of: date, feats: dict[str, FeatureValue], model: RiskModel,
-                   segment: str | None = None) -> RiskResult:
+                   segment: str | None = None, memo: _Memo | None = None) -> RiskResult:
     """Score one account's features with the weights of its segment: merge evidence of one event
-    across factors (counted once), then log-odds, score, and score points per factor."""
+    across factors (counted once), then log-odds, score, and score points per factor. `memo`
+    (score_accounts passes one per book) remembers what a factor adds at a value."""
     m = model.for_segment(segment)
+    weight_of = (memo if memo is not None else _Memo()).weight_of
     raw = {name: fv.value for name, fv in feats.items()}
     evidence = {f.feature: _evidence_copy(feats.get(f.feature)) for f in m.factors}
-    values, merged = merge_events(m.factors, raw, evidence, lambda f, v: f.weight * f.x(v))
-    z, contributions = m.log_odds(values)
+    if _shares_an_event(m.factors, evidence):
+        values, merged = merge_events(m.factors, raw, evidence, weight_of)
+    else:  # what merge_events returns when no two items share a key
+        values, merged = raw, []
+    contributions = {"intercept": m.intercept}
+    for f in m.factors:
+        contributions[f.feature] = weight_of(f, values.get(f.feature))
+    z = math.fsum(contributions.values())  # = m.log_odds(values)
     score, base, points = score_points(m.intercept, {k: v for k, v in contributions.items() if k != "intercept"})
     info = {}
     for f in m.factors:
         fv = feats.get(f.feature)
-        info[f.feature] = {"value": values.get(f.feature), "note": fv.note if fv is not None else "",
+        v = values.get(f.feature)
+        info[f.feature] = {"value": v, "note": fv.note if fv is not None else "",
                            "label": f.label, "evidence": evidence[f.feature]}
-        if values.get(f.feature) != raw.get(f.feature):
+        if v != raw.get(f.feature):
             info[f.feature]["value_before_merge"] = raw.get(f.feature)
     return RiskResult(account_id, as_of, score, z, contributions, score >= m.threshold, m.threshold,
                       model.version, info, base, points, m.segment, merged)
@@ -447,14 +586,30 @@ def accounts_open_at(session: Session, as_of: date) -> list[str]:
     return list(session.scalars(q.order_by(Account.id)))
 
 
+def scored_features(model: RiskModel) -> set[str]:
+    """The features a model's factors read, over its segments too."""
+    return {f.feature for m in (model, *model.segments.values()) for f in m.factors}
+
+
 def score_accounts(session: Session, as_of: date, model: RiskModel) -> list[RiskResult]:
-    """Score (and explain) every account open at as_of, riskiest first. Reads the store once per
-    table for all accounts (pipeline.risk.features.load_account_rows), not once per account."""
+    """Score (and explain) every account open at as_of, riskiest first; each result equals
+    `score_account` of that account. Reads the store once per table for all accounts and
+    computes only the features the factors read (pipeline.risk.bulk_features)."""
     ids = accounts_open_at(session, as_of)
-    rows = load_account_rows(session, ids, as_of)
     segments = dict(session.execute(select(Account.id, Account.segment)).all()) if model.segments else {}
-    results = [score_features(a, as_of, features_from_rows(rows[a], as_of, model.features), model, segments.get(a))
-               for a in ids]
+    # millions of small dicts and lists, none in a cycle: the cyclic garbage collector would walk
+    # the growing heap again and again (it doubled the time of 100,000 accounts), so it waits
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        book = load_book(session, ids, as_of)
+        feats = book_features(book, as_of, model.features, scored_features(model))
+        del book
+        memo = _Memo()
+        results = [score_features(a, as_of, feats.pop(a), model, segments.get(a), memo) for a in ids]
+    finally:
+        if collecting:
+            gc.enable()
     return sorted(results, key=lambda r: (-r.score, r.account_id))
 
 
@@ -472,23 +627,34 @@ def save_score(session: Session, result: RiskResult) -> RiskScore:
 
 
 def save_scores(session: Session, results: list[RiskResult]) -> int:
-    """Store (or replace) the RiskScore rows of many results at once; returns how many."""
+    """Store (or replace) the RiskScore rows of many results at once; returns how many. One
+    insert for the new rows and one update for those already stored (same account, as_of and
+    model version), both as single statements with many parameter sets."""
+    session.flush()
+    table = RiskScore.__table__
+    conn = session.connection()
     existing = {}
     for as_of, version in {(r.as_of, r.model_version) for r in results}:
-        for row in session.scalars(select(RiskScore).where(RiskScore.as_of == as_of,
-                                                           RiskScore.model_version == version)):
-            existing[(row.account_id, as_of, version)] = row
-    new = []
+        q = select(table.c.id, table.c.account_id).where(table.c.as_of == as_of, table.c.model_version == version)
+        for rid, acc in conn.execute(q):
+            existing[(acc, as_of, version)] = rid
+    new, old = [], []
     for r in results:
-        row = existing.get((r.account_id, r.as_of, r.model_version))
-        if row is None:
+        rid = existing.get((r.account_id, r.as_of, r.model_version))
+        if rid is None:
             new.append({"account_id": r.account_id, "as_of": r.as_of, "model_version": r.model_version,
                         "score": r.score, "threshold": r.threshold, "flagged": r.flagged,
                         "contributions": r.contributions})
         else:
-            row.score, row.threshold, row.flagged = r.score, r.threshold, r.flagged
-            row.contributions = r.contributions
+            old.append({"rid": rid, "v_score": r.score, "v_threshold": r.threshold, "v_flagged": r.flagged,
+                        "v_contributions": r.contributions})
     if new:
-        session.execute(RiskScore.__table__.insert(), new)
-    session.flush()
+        conn.execute(table.insert(), new)
+    if old:
+        conn.execute(update(table).where(table.c.id == bindparam("rid")).values(
+            score=bindparam("v_score"), threshold=bindparam("v_threshold"), flagged=bindparam("v_flagged"),
+            contributions=bindparam("v_contributions")), old)
+        for obj in list(session.identity_map.values()):  # loaded rows: read the new values again
+            if isinstance(obj, RiskScore):
+                session.expire(obj)
     return len(results)
