@@ -1,12 +1,22 @@
-"""What many calls say together: per-rep distributions, lost vs kept accounts, charts.
+"""What many calls say together: per-rep distributions, and calls of lost vs kept accounts.
 
 - `rep_report`: each rep's metric distributions (median, IQR, n) beside the team's and beside
-  published reference figures (vendor research, not ground truth).
-- `mine`: calls of accounts later lost against calls of accounts kept: the difference of each
-  metric with a Welch t confidence interval, cue frequencies, and the phrases most typical of each
-  group per speaker (weighted log-odds with an informative Dirichlet prior, Monroe, Colaresi &
-  Quinn 2008, "Fightin' Words", Political Analysis 16(4)).
-- `plot_report`, `plot_mining`: PNG charts (matplotlib's Agg backend, chosen when called).
+  published reference figures (vendor research, not ground truth), each figure shown only for
+  the calls of a type it was measured on (`pipeline.coach.references`). Filler rates come only
+  from verbatim transcripts: on Whisper's the report counts what survived and says the metric
+  needs a verbatim transcript.
+- `mine`: calls of accounts later lost against calls of accounts kept. A metric is compared only
+  where at least `min_calls_per_side` calls of each group have it (overlap exists on dual-channel
+  calls only, patience where the rep answers). Each comparison gets a Welch test, and the
+  comparisons are corrected together (Benjamini-Hochberg over the metrics compared; again over
+  every phrase tested, both speakers): only what passes is called a clear difference, and the
+  intervals are widened to agree (`pipeline.coach.significance`). Phrases most typical of each
+  group per speaker: weighted log-odds with an informative Dirichlet prior (Monroe, Colaresi &
+  Quinn 2008, "Fightin' Words", Political Analysis 16(4)), from phrases said in at least
+  `min_phrase_calls` calls, so that one talkative call does not make a phrase. The z-scores
+  treat every mention as independent, which repeated mentions within a call are not: the call
+  minimum and the correction keep that in check, they do not remove it.
+- Charts: `pipeline.coach.charts`.
 """
 
 from __future__ import annotations
@@ -15,56 +25,25 @@ import math
 import re
 import statistics
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
-from pipeline.coach.metrics import CoachOptions
+from pipeline.coach.metrics import CallMetrics, CoachOptions
+from pipeline.coach.references import (  # noqa: F401  (METRICS, REFERENCES: the names callers know)
+    METRICS,
+    REFERENCES,
+    Reference,
+    call_type_of,
+    fmt,
+    reference_note,
+)
+from pipeline.coach.significance import adjusted_level, benjamini_hochberg, normal_p, welch_test, z_line
 from pipeline.coach.stored_metrics import ensure_call_metrics
 from pipeline.errors import ChurnwatchError
 
-# metric key → (label, unit) for the tables and charts, in display order
-METRICS = {
-    "talk_ratio_rep": ("rep talk ratio", "%"),
-    "longest_monologue_s": ("longest rep monologue", "s"),
-    "longest_customer_story_s": ("longest customer story", "s"),
-    "questions_rep": ("rep questions per call", ""),
-    "questions_rep_per_hour": ("rep questions per hour", "/h"),
-    "interactivity_per_min": ("speaker switches per minute", "/min"),
-    "patience_s": ("patience (pause before rep answers)", "s"),
-    "wpm_rep": ("rep words per minute", "wpm"),
-    "wpm_customer": ("customer words per minute", "wpm"),
-    "filler_rate_rep": ("rep fillers per 100 words", ""),
-    "overlap_s": ("overlap (dual-channel)", "s"),
-}
-
-
-@dataclass(frozen=True)
-class Reference:
-    low: float | None
-    high: float | None
-    source: str
-    kind: str = "published reference"  # vendor research on discovery calls; NOT ground truth
-
-
-# Published reference figures, from vendor research on B2B discovery calls, not ground truth and
-# not about churn: useful to place a rep, not to grade them.
-REFERENCES = {
-    # Gong Labs, "The highest converting talk-to-listen ratio in sales" (C. Orlob, 2016, 25,537
-    # B2B calls; revisited 2025): 43:57 talk:listen on successful calls, average reps 65-75%.
-    # https://www.gong.io/resources/labs/talk-to-listen-conversion-ratio/
-    "talk_ratio_rep": Reference(0.43, 0.43, "Gong Labs 2016: 43% rep talk on successful calls"),
-    # Gong Labs monologue research, as cited in the churnwatch coaching issue (longest rep
-    # monologue under about 2.5 minutes on successful calls); not re-verified here.
-    "longest_monologue_s": Reference(None, 150.0, "Gong Labs: longest monologue under ~2.5 min"),
-    # Gong & SalesLoft discovery-call benchmark (2017, 519,000 calls): 11-14 questions per call
-    # had the highest success rate, with diminishing returns above.
-    "questions_rep": Reference(11.0, 14.0, "Gong/SalesLoft 2017: 11-14 questions per discovery call"),
-    # Gong Labs "patience" (pause before responding), as cited in the churnwatch coaching issue:
-    # about 0.6-1.0 s for top performers; not re-verified here.
-    "patience_s": Reference(0.6, 1.0, "Gong Labs: 0.6-1.0 s pause before answering"),
-}
+FILLER_NOTE = ("Whisper leaves out most fillers (um, uh) when it transcribes, so a filler rate "
+               "needs a verbatim transcript")
 
 
 # --- per rep ----------------------------------------------------------------------------------
@@ -92,18 +71,27 @@ def describe(values: list[float]) -> Stats:
 class RepSummary:
     rep: str
     n_calls: int
-    metrics: dict[str, dict[str, Any]]  # key → {"rep": Stats, "team": Stats, "reference": Reference|None}
+    # key → {"rep": Stats, "team": Stats, "reference": Reference | None (None also where it does
+    # not apply to these calls), "reference_calls": Stats of the rep's calls it applies to,
+    # "note": why a figure or a reference is missing, or "" }
+    metrics: dict[str, dict[str, Any]]
 
 
 @dataclass
 class CoachReport:
-    calls: list[dict[str, Any]]  # {"call_id", "rep", "account_id", "call_date", **metrics}
+    calls: list[dict[str, Any]]  # {"call_id", "rep", "account_id", "account_name", "call_date", "call_type", **metrics}
     reps: list[RepSummary]
     team_calls: int
     team_values: dict[str, list[float]] = field(default_factory=dict)  # key → every team call's value (charts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"calls": self.calls, "reps": [asdict(r) for r in self.reps], "team_calls": self.team_calls}
+
+
+def call_label(row: dict[str, Any]) -> str:
+    """How a call is named to a person: 'Kestrel Dental Group, 2026-10-06'."""
+    who = row.get("account_name") or row.get("account_id") or "no account"
+    return f"{who}, {row.get('call_date') or 'no date'}"
 
 
 def _calls(session, since: date | None):
@@ -115,6 +103,41 @@ def _calls(session, since: date | None):
     if since is not None:
         query = query.where(Call.call_date >= datetime.combine(since, datetime.min.time(), UTC))
     return list(session.scalars(query))
+
+
+def _value(row: dict[str, Any], key: str):
+    """A call's value of a metric as the report uses it: no filler rate from a Whisper transcript."""
+    if key.startswith("filler_rate") and row.get("fillers_asr"):
+        return None
+    return row.get(key)
+
+
+def _filler_note(rows: list[dict[str, Any]]) -> str:
+    asr = [r for r in rows if r.get("fillers_asr")]
+    if not asr:
+        return ""
+    heard = sum(r.get("fillers_rep") or 0 for r in asr)
+    words = sum(r.get("words_rep") or 0 for r in asr)
+    return (f"rep filler rate: {FILLER_NOTE}; {len(asr)} of {len(rows)} call(s) are Whisper transcripts, "
+            f"left out of the figure (fillers that survived in them: {heard} in {words} rep words).")
+
+
+def _metric_summary(key: str, mine: list[dict[str, Any]], team: Stats) -> dict[str, Any]:
+    ref = REFERENCES.get(key)
+    values = [_value(r, key) for r in mine]
+    entry: dict[str, Any] = {"rep": describe(values), "team": team, "reference": ref, "reference_calls": None,
+                             "note": ""}
+    if key.startswith("filler_rate"):
+        entry["note"] = _filler_note(mine)
+    if ref is None:
+        return entry
+    measured = [r for r in mine if _value(r, key) is not None]
+    applicable = [r for r in measured if ref.applies(r.get("call_type"))]
+    entry["reference_calls"] = describe([_value(r, key) for r in applicable])
+    if measured and not applicable:
+        entry["reference"] = None
+        entry["note"] = reference_note(key, ref, len(measured), sum(r.get("call_type") is not None for r in measured))
+    return entry
 
 
 def rep_report(session, nlp=None, rep: str | None = None, since: date | None = None,
@@ -129,19 +152,18 @@ def rep_report(session, nlp=None, rep: str | None = None, since: date | None = N
     for c in calls:
         if c.id in metrics:
             rows.append({"call_id": c.id, "rep": c.rep.name if c.rep else None, "account_id": c.account_id,
-                         "call_date": c.call_date.date().isoformat() if c.call_date else None, **metrics[c.id].to_dict()})
-    team = {k: describe([r.get(k) for r in rows]) for k in METRICS}
+                         "account_name": c.account.name if c.account is not None else None,
+                         "call_date": c.call_date.date().isoformat() if c.call_date else None,
+                         "call_type": call_type_of(c), **metrics[c.id].to_dict()})
+    team = {k: describe([_value(r, k) for r in rows]) for k in METRICS}
     reps = []
     for name in sorted({r["rep"] for r in rows if r["rep"]}):
         if rep is not None and name != rep:
             continue
         mine = [r for r in rows if r["rep"] == name]
-        reps.append(RepSummary(name, len(mine), {
-            k: {"rep": describe([r.get(k) for r in mine]), "team": team[k], "reference": REFERENCES.get(k)}
-            for k in METRICS
-        }))
+        reps.append(RepSummary(name, len(mine), {k: _metric_summary(k, mine, team[k]) for k in METRICS}))
     shown = [r for r in rows if rep is None or r["rep"] == rep]
-    team_values = {k: [r[k] for r in rows if r.get(k) is not None] for k in METRICS}
+    team_values = {k: [v for r in rows if (v := _value(r, k)) is not None] for k in METRICS}
     return CoachReport(calls=shown, reps=reps, team_calls=len(rows), team_values=team_values)
 
 
@@ -150,26 +172,36 @@ def rep_report(session, nlp=None, rep: str | None = None, since: date | None = N
 
 @dataclass(frozen=True)
 class MiningOptions:
-    # Fewer calls than this in either group and `mine` says so instead of comparing.
-    min_calls_per_side: int = 5
-    # Confidence level of the intervals (Welch t).
-    confidence: float = 0.95
+    # A metric is compared only where at least this many calls of each group (lost, kept) have
+    # it; fewer calls of either group and `mine` says so instead of comparing. Five is the floor:
+    # below it one unusual call moves a group's mean by a fifth or more.
+    min_calls_per_side: int = 8
+    # Share of the differences called clear that may be noise (Benjamini-Hochberg), for the
+    # metrics and for the phrases alike.
+    false_discovery_rate: float = 0.05
     # Phrases are word n-grams up to this length.
     ngram_max: int = 3
     # n-grams seen fewer times than this in both groups together are ignored.
     min_count: int = 3
+    # ... and so are n-grams said in fewer calls than this (both groups together).
+    min_phrase_calls: int = 3
     # Prior strength: the Dirichlet prior is this multiple of the pooled (both groups) counts.
     prior_scale: float = 1.0
     # Phrases listed per group and speaker.
     top_k: int = 12
 
+    MIN_CALLS_FLOOR = 5
+
     def __post_init__(self):
-        if self.min_calls_per_side < 2:
-            raise ChurnwatchError(f"min_calls_per_side must be at least 2, got {self.min_calls_per_side}.")
-        if not 0.5 < self.confidence < 1:
-            raise ChurnwatchError(f"confidence must be between 0.5 and 1, e.g. 0.95; got {self.confidence}.")
-        if self.ngram_max < 1 or self.min_count < 1 or self.top_k < 1 or self.prior_scale <= 0:
-            raise ChurnwatchError("ngram_max, min_count and top_k must be at least 1 and prior_scale positive.")
+        if self.min_calls_per_side < self.MIN_CALLS_FLOOR:
+            raise ChurnwatchError(f"min_calls_per_side must be at least {self.MIN_CALLS_FLOOR}: with fewer calls a "
+                                  f"difference is one unusual call; got {self.min_calls_per_side}.")
+        if not 0 < self.false_discovery_rate < 0.5:
+            raise ChurnwatchError("false_discovery_rate must be between 0 and 0.5, e.g. 0.05; "
+                                  f"got {self.false_discovery_rate}.")
+        if min(self.ngram_max, self.min_count, self.min_phrase_calls, self.top_k) < 1 or self.prior_scale <= 0:
+            raise ChurnwatchError("ngram_max, min_count, min_phrase_calls and top_k must be at least 1 "
+                                  "and prior_scale positive.")
 
 
 @dataclass
@@ -178,38 +210,74 @@ class Difference:
     lost_mean: float
     kept_mean: float
     diff: float  # lost - kept
-    low: float
+    low: float  # the interval at `level`, widened for the number of metrics compared
     high: float
     n_lost: int
     n_kept: int
     direction: str  # "no clear difference", "higher on lost" or "lower on lost"
     verdict: str  # the same in a plain-language sentence
+    p: float = 1.0  # Welch's two-sided p-value of this metric alone
+    q: float = 1.0  # Benjamini-Hochberg q-value over the metrics compared
+    clear: bool = False  # q <= the false discovery rate
+    level: float = 0.95  # confidence level of low..high
+
+
+@dataclass
+class Skipped:
+    metric: str
+    n_lost: int
+    n_kept: int
+    reason: str  # in plain words
 
 
 def welch_interval(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """mean(a) - mean(b) with a Welch t interval: (diff, low, high). Needs 2+ values per group."""
-    from scipy import stats
-
-    na, nb = len(a), len(b)
-    ma, mb = sum(a) / na, sum(b) / nb
-    va, vb = statistics.variance(a), statistics.variance(b)
-    diff = ma - mb
-    se2 = va / na + vb / nb
-    if se2 == 0:
-        return diff, diff, diff
-    df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    half = stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(se2)
-    return diff, diff - half, diff + half
+    test = welch_test(a, b)
+    low, high = test.interval(confidence)
+    return test.diff, low, high
 
 
-def _verdict(metric: str, diff: float, low: float, high: float, confidence: float) -> str:
-    label, unit = METRICS.get(metric, (metric, ""))
-    if low <= 0 <= high:
+def _verdict(metric: str, d: Difference) -> str:
+    label = METRICS.get(metric, (metric, ""))[0]
+    if not d.clear:
         return f"no clear difference in {label}"
-    scale, unit = (100, " pts") if unit == "%" else (1, f" {unit}" if unit else "")
-    word = "higher" if diff > 0 else "lower"
-    return (f"{label} {word} on calls of lost accounts by {abs(diff) * scale:.2f}{unit} "
-            f"({confidence:.0%} CI {low * scale:.2f} to {high * scale:.2f})")
+    word = "higher" if d.diff > 0 else "lower"
+    return (f"{label} {word} on calls of lost accounts by {fmt(metric, abs(d.diff), diff=True).lstrip('+')} "
+            f"({d.level:.1%} interval {fmt(metric, d.low, diff=True, unit=False)} to {fmt(metric, d.high, diff=True)})")
+
+
+def compare_metrics(lost: list[CallMetrics], kept: list[CallMetrics],
+                    options: MiningOptions = MiningOptions()) -> tuple[list[Difference], list[Skipped]]:
+    """Each metric of lost vs kept calls (see the module docstring): the differences compared,
+    corrected together, and the metrics left out with why."""
+    need, fdr = options.min_calls_per_side, options.false_discovery_rate
+    tests, skipped = [], []
+    for key in METRICS:
+        a = [v for m in lost if (v := getattr(m, key)) is not None]
+        b = [v for m in kept if (v := getattr(m, key)) is not None]
+        if key.startswith("filler_rate") and any(m.fillers_asr for m in lost + kept):
+            skipped.append(Skipped(key, len(a), len(b), f"{FILLER_NOTE}; some of these calls are Whisper transcripts"))
+        elif len(a) < need or len(b) < need:
+            skipped.append(Skipped(key, len(a), len(b),
+                                   f"only {len(a)} lost and {len(b)} kept calls have it; need {need} each"))
+        elif len(set(a + b)) == 1:  # not a comparison: counting it would only raise the bar for the rest
+            skipped.append(Skipped(key, len(a), len(b), f"{fmt(key, a[0])} on every call, nothing to compare"))
+        else:
+            tests.append((key, a, b, welch_test(a, b)))
+    qs = benjamini_hochberg([t.p for *_, t in tests])
+    n_clear = sum(q <= fdr for q in qs)
+    level = adjusted_level(n_clear, len(tests), fdr)
+    diffs = []
+    for (key, a, b, test), q in zip(tests, qs):
+        low, high = test.interval(level)
+        clear = q <= fdr
+        d = Difference(key, round(sum(a) / len(a), 4), round(sum(b) / len(b), 4), round(test.diff, 4),
+                       round(float(low), 4), round(float(high), 4), len(a), len(b),
+                       "no clear difference" if not clear else "higher on lost" if test.diff > 0 else "lower on lost",
+                       "", p=round(test.p, 6), q=round(q, 6), clear=clear, level=round(level, 6))
+        d.verdict = _verdict(key, d)
+        diffs.append(d)
+    return diffs, skipped
 
 
 @dataclass
@@ -219,6 +287,10 @@ class Phrase:
     delta: float  # the prior-smoothed log-odds ratio
     count_lost: int
     count_kept: int
+    calls: int = 0  # calls it was said in, both groups together
+    p: float = 1.0  # two-sided p-value of z alone
+    q: float = 1.0  # Benjamini-Hochberg q-value over every phrase tested (both speakers)
+    clear: bool = False  # q <= the false discovery rate: past the chart's |z| line
 
 
 def weighted_log_odds(a: Counter, b: Counter, prior: Counter | None = None, prior_scale: float = 1.0,
@@ -238,7 +310,7 @@ def weighted_log_odds(a: Counter, b: Counter, prior: Counter | None = None, prio
         delta = (math.log((a[w] + aw) / (na + a0 - a[w] - aw))
                  - math.log((b[w] + aw) / (nb + a0 - b[w] - aw)))
         z = delta / math.sqrt(1 / (a[w] + aw) + 1 / (b[w] + aw))
-        out.append(Phrase(w, round(z, 3), round(delta, 4), a[w], b[w]))
+        out.append(Phrase(w, round(z, 3), round(delta, 4), a[w], b[w], p=normal_p(z)))
     return sorted(out, key=lambda p: (-p.z, p.phrase))
 
 
@@ -273,9 +345,13 @@ class MiningResult:
     message: str  # plain-language summary, or why there is no comparison
     n_lost: int
     n_kept: int
-    differences: list[Difference] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)  # the metrics compared
+    skipped: list[Skipped] = field(default_factory=list)  # the metrics not compared, with why
     cues: list[dict[str, Any]] = field(default_factory=list)  # {"label", "lost_per_call", "kept_per_call", ...}
-    phrases: dict[str, dict[str, list[Phrase]]] = field(default_factory=dict)  # side → {"lost","kept"}
+    phrases: dict[str, dict[str, list[Phrase]]] = field(default_factory=dict)  # side → {"lost","kept"}: top by z
+    phrases_tested: int = 0  # phrases of both speakers the correction is over
+    phrase_z_line: float = 0.0  # the |z| a phrase has to pass to be clear
+    false_discovery_rate: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -297,6 +373,65 @@ def split_calls(calls: list) -> tuple[list, list]:
     return lost, kept
 
 
+def _phrases(lost: list, kept: list, options: MiningOptions) -> tuple[dict[str, list[Phrase]], int, float]:
+    """Per speaker the phrases tested (weighted log-odds), corrected together over both speakers:
+    ({side: phrases sorted by z}, how many tested, the |z| line)."""
+    ranked: dict[str, list[Phrase]] = {}
+    for side in ("customer", "rep"):
+        counts: dict[str, Counter] = {}
+        said_in: Counter = Counter()  # calls each phrase was said in
+        for group, calls in (("lost", lost), ("kept", kept)):
+            counts[group] = Counter()
+            for c in calls:
+                stop = _stop_words(c.language or "en")
+                in_call: Counter = Counter()
+                for seg in c.segments:
+                    if seg.speaker == side:
+                        in_call.update(ngrams(seg.text, options.ngram_max, stop))
+                counts[group].update(in_call)
+                said_in.update(in_call.keys())
+        scored = weighted_log_odds(counts["lost"], counts["kept"], prior_scale=options.prior_scale,
+                                   min_count=options.min_count)
+        ranked[side] = [replace(p, calls=said_in[p.phrase]) for p in scored
+                        if said_in[p.phrase] >= options.min_phrase_calls]
+    tested = [p for side in ranked.values() for p in side]
+    qs = iter(benjamini_hochberg([p.p for p in tested]))
+    fdr = options.false_discovery_rate
+    for side, items in ranked.items():
+        ranked[side] = [replace(p, q=round(q, 6), clear=q <= fdr) for p, q in zip(items, qs)]
+    n_clear = sum(p.clear for side in ranked.values() for p in side)
+    return ranked, len(tested), z_line(n_clear, len(tested), fdr)
+
+
+def _summary(n_lost: int, n_kept: int, diffs: list[Difference], skipped: list[Skipped], phrases: dict,
+             n_phrases: int, line: float, fdr: float) -> str:
+    """What `mine` found, in words, including that nothing survived when nothing did."""
+    m = len(diffs)
+    how = f"Benjamini-Hochberg, {fdr:.0%} false discovery rate"
+    out = [f"{n_lost} calls of lost vs {n_kept} of kept accounts."]
+    clear = [d for d in diffs if d.clear]
+    if clear:
+        out.append(f"Clear after correcting for the {m} metrics compared ({how}): "
+                   + "; ".join(d.verdict for d in clear) + ".")
+    elif diffs:
+        text = f"No talk metric differs clearly once the {m} metrics compared are taken together ({how})"
+        best = min(diffs, key=lambda d: d.p)
+        if best.p < 0.05:
+            text += (f": the closest, {METRICS[best.metric][0]}, has p = {best.p:.3f} on its own, about what chance "
+                     f"gives the strongest of {m} comparisons of noise")
+        out.append(text + ".")
+    else:
+        out.append("No talk metric could be compared.")
+    n_clear = sum(p.clear for side in phrases.values() for group in side.values() for p in group)
+    if n_phrases and n_clear:
+        out.append(f"{n_clear} phrase(s) clear the line (|z| ≥ {line:.1f}, corrected for {n_phrases} phrases tested).")
+    elif n_phrases:
+        out.append(f"No phrase clears the line either: {n_phrases} phrases tested, each would need |z| ≥ {line:.1f}.")
+    if skipped:
+        out.append("Not compared: " + "; ".join(f"{METRICS[s.metric][0]} ({s.reason})" for s in skipped) + ".")
+    return " ".join(out)
+
+
 def mine(session, nlp=None, options: MiningOptions = MiningOptions(),
          coach_options: CoachOptions = CoachOptions()) -> MiningResult:
     """Compare calls of lost and kept accounts (see the module docstring)."""
@@ -308,39 +443,18 @@ def mine(session, nlp=None, options: MiningOptions = MiningOptions(),
     if len(lost) < need or len(kept) < need:
         return MiningResult(False, (
             f"Too few calls to compare: {len(lost)} of lost accounts and {len(kept)} of kept accounts; "
-            f"need at least {need} on each side (lower it with --min-calls, at the cost of wider intervals)."),
-            len(lost), len(kept))
-    diffs = []
-    for key in METRICS:
-        a = [v for c in lost if (v := getattr(metrics[c.id], key)) is not None]
-        b = [v for c in kept if (v := getattr(metrics[c.id], key)) is not None]
-        if len(a) < 2 or len(b) < 2:
-            continue
-        d, lo, hi = welch_interval(a, b, options.confidence)
-        diffs.append(Difference(key, round(sum(a) / len(a), 4), round(sum(b) / len(b), 4), round(d, 4),
-                                round(lo, 4), round(hi, 4), len(a), len(b),
-                                "no clear difference" if lo <= 0 <= hi else "higher on lost" if d > 0 else "lower on lost",
-                                _verdict(key, d, lo, hi, options.confidence)))
+            f"need at least {need} on each side (--min-calls lowers it to {options.MIN_CALLS_FLOOR} at the least, "
+            "at the cost of wider intervals)."), len(lost), len(kept),
+            false_discovery_rate=options.false_discovery_rate)
+    diffs, skipped = compare_metrics([metrics[c.id] for c in lost], [metrics[c.id] for c in kept], options)
     cues = _cue_rates(lost, kept)
-    phrases = {}
-    for side in ("customer", "rep"):
-        corpus = {}
-        for group, calls in (("lost", lost), ("kept", kept)):
-            counts: Counter = Counter()
-            for c in calls:
-                stop = _stop_words(c.language or "en")
-                for seg in c.segments:
-                    if seg.speaker == side:
-                        counts.update(ngrams(seg.text, options.ngram_max, stop))
-            corpus[group] = counts
-        ranked = weighted_log_odds(corpus["lost"], corpus["kept"], prior_scale=options.prior_scale,
-                                   min_count=options.min_count)
-        phrases[side] = {"lost": [p for p in ranked if p.z > 0][: options.top_k],
-                         "kept": [p for p in reversed(ranked) if p.z < 0][: options.top_k]}
-    clear = [d.verdict for d in diffs if not d.low <= 0 <= d.high]
-    summary = "; ".join(clear) if clear else "no clear difference in any talk metric"
-    return MiningResult(True, f"{len(lost)} calls of lost vs {len(kept)} of kept accounts: {summary}.",
-                        len(lost), len(kept), diffs, cues, phrases)
+    ranked, n_phrases, line = _phrases(lost, kept, options)
+    phrases = {side: {"lost": [p for p in items if p.z > 0][: options.top_k],
+                      "kept": [p for p in reversed(items) if p.z < 0][: options.top_k]}
+               for side, items in ranked.items()}
+    message = _summary(len(lost), len(kept), diffs, skipped, phrases, n_phrases, line, options.false_discovery_rate)
+    return MiningResult(True, message, len(lost), len(kept), diffs, skipped, cues, phrases, n_phrases, round(line, 3),
+                        options.false_discovery_rate)
 
 
 def _cue_rates(lost: list, kept: list) -> list[dict[str, Any]]:
@@ -354,102 +468,3 @@ def _cue_rates(lost: list, kept: list) -> list[dict[str, Any]]:
             row[f"{group}_share_of_calls"] = round(sum(n > 0 for n in counts) / len(calls), 3)
         rows.append(row)
     return rows
-
-
-# --- charts -----------------------------------------------------------------------------------
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_report(report: CoachReport, out_dir: Path) -> list[Path]:
-    """Per-rep distributions as PNGs: talk ratio against the published 43%, and four more panels
-    with their published reference bands shaded. Returns the files written."""
-    plt = _pyplot()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reps = sorted({c["rep"] or "(no rep)" for c in report.calls})
-    if not reps:
-        return []
-    written = []
-    panels = [["talk_ratio_rep"], ["longest_monologue_s", "questions_rep", "patience_s", "interactivity_per_min"]]
-    for name, keys in zip(("talk_ratio_by_rep.png", "rep_metrics.png"), panels):
-        fig, axes = plt.subplots(len(keys), 1, figsize=(8, 1.2 + 0.45 * (len(reps) + 1) * len(keys) + 0.6 * len(keys)), squeeze=False)
-        for ax, key in zip(axes[:, 0], keys):
-            label, unit = METRICS[key]
-            scale = 100 if unit == "%" else 1
-            data = [[c[key] * scale for c in report.calls if (c["rep"] or "(no rep)") == r and c.get(key) is not None] for r in reps]
-            data.append([v * scale for v in report.team_values.get(key, [])])
-            ax.boxplot([d or [float("nan")] for d in data], orientation="horizontal", widths=0.5, showfliers=False)
-            for i, d in enumerate(data, start=1):
-                ax.plot(d, [i] * len(d), "o", alpha=0.6, color="tab:blue")
-            ax.set_yticks(range(1, len(data) + 1), [f"{r} (n={len(d)})" for r, d in zip(reps + ["team, all reps"], data)])
-            if unit == "%":
-                ax.set_xlim(0, 100)
-            ref = REFERENCES.get(key)
-            if ref is not None:
-                lo = ref.low * scale if ref.low is not None else 0.0
-                hi = ref.high * scale if ref.high is not None else ax.get_xlim()[1]
-                if hi - lo < 1e-9:
-                    ax.axvline(lo, color="tab:green", ls="--", label=f"published reference: {ref.source}")
-                else:
-                    ax.axvspan(lo, hi, color="tab:green", alpha=0.15, label=f"published reference: {ref.source}")
-                ax.legend(loc="lower right", fontsize=7)
-            ax.set_xlabel(f"{label} ({unit or 'count'})")
-        fig.suptitle("Per-rep distribution over calls (box = IQR, line = median, dots = calls)", fontsize=9)
-        fig.tight_layout(rect=(0, 0, 1, 0.97))
-        path = out_dir / name
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-    return written
-
-
-def plot_mining(result: MiningResult, out_dir: Path) -> list[Path]:
-    """Lost-vs-kept metric differences with intervals, and the top phrases per speaker."""
-    if not result.enough:
-        return []
-    plt = _pyplot()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    diffs = result.differences
-    fig, axes = plt.subplots(len(diffs), 1, figsize=(8, 0.75 * len(diffs) + 1), squeeze=False)
-    for ax, d in zip(axes[:, 0], diffs):
-        label, unit = METRICS[d.metric]
-        scale = 100 if unit == "%" else 1
-        clear = not d.low <= 0 <= d.high
-        ax.errorbar([d.diff * scale], [0], xerr=[[(d.diff - d.low) * scale], [(d.high - d.diff) * scale]],
-                    fmt="o", color="tab:red" if clear else "tab:gray", capsize=4)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks([0], [f"{label} ({'pts' if unit == '%' else unit or 'n'})"], fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
-        span = max(abs(d.low), abs(d.high)) * scale * 1.15 or 1
-        ax.set_xlim(-span, span)
-    fig.suptitle(f"Lost minus kept accounts' calls ({result.n_lost} vs {result.n_kept}), "
-                 "95% Welch intervals; red = clear difference", fontsize=9)
-    fig.tight_layout()
-    written.append(out_dir / "lost_vs_kept.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 6))
-    for ax, side in zip(axes, ("customer", "rep")):
-        items = result.phrases.get(side, {})
-        rows = list(reversed(items.get("kept", []))) + list(reversed(items.get("lost", [])))
-        rows = sorted(rows, key=lambda p: p.z)
-        ax.barh(range(len(rows)), [p.z for p in rows], color=["tab:red" if p.z > 0 else "tab:blue" for p in rows])
-        ax.set_yticks(range(len(rows)), [p.phrase for p in rows], fontsize=8)
-        ax.axvline(0, color="black", lw=0.8)
-        for x in (-1.96, 1.96):
-            ax.axvline(x, color="gray", lw=0.8, ls=":")
-        ax.set_title(f"{side} phrases: red = typical of lost, blue = of kept", fontsize=9)
-        ax.set_xlabel("z-score of weighted log-odds (|z| > 1.96 ≈ clear)")
-    fig.tight_layout()
-    written.append(out_dir / "top_phrases.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
-    return written

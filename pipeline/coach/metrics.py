@@ -32,6 +32,9 @@ between a speaker's sentences belong to their turn. Segments without a speaker a
 - overlap (dual-channel only): seconds during which both sides' blocks run at once.
 - questions, fillers, words: counted per turn (consecutive segments of one side joined); what
   counts as a question, a filler or a backchannel is defined in `pipeline.coach.sentences`.
+- fillers on a Whisper transcript (`fillers_asr`): Whisper leaves out most "um" and "uh" (it
+  learnt from transcripts that leave them out), so the count is what survived, a floor; a
+  filler rate needs a verbatim transcript (a human one, or an engine that keeps disfluencies).
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ from pipeline.coach.sentences import (
     split_sentences,
 )
 
-METRICS_VERSION = 2  # bump when a definition changes: stored metrics of an older version are recomputed
+METRICS_VERSION = 3  # bump when a definition changes: stored metrics of an older version are recomputed
+# Engines whose transcripts leave out most fillers (see the module docstring): any Whisper.
+_FILLER_DROPPING = ("whisper",)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ class CallMetrics:
     overlap_s: float | None  # both sides at once; None for mono (one channel cannot show it)
     unattributed_s: float  # speech in segments without a speaker, left out of everything above
     question_method: str  # "spacy" or "punctuation" (non-English, or no model passed)
+    # The transcript is Whisper's, which leaves out most fillers: the filler counts are a floor.
+    fillers_asr: bool = False
     version: int = METRICS_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,7 +161,8 @@ def speech_blocks(transcript: Transcript, options: CoachOptions = CoachOptions()
     for side, other in (("rep", "customer"), ("customer", "rep")):
         merged: list[Interval] = []
         for s, e in raw[side]:
-            if merged and s - merged[-1][1] <= options.merge_gap_s and _speech_between(raw[other], merged[-1][1], s) == 0:
+            if (merged and s - merged[-1][1] <= options.merge_gap_s
+                    and _speech_between(raw[other], merged[-1][1], s) == 0):
                 merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
             else:
                 merged.append((s, e))
@@ -320,7 +328,5 @@ def call_metrics(transcript: Transcript, nlp=None, options: CoachOptions = Coach
         overlap_s=round(overlap, 3) if overlap is not None else None,
         unattributed_s=round(sum(e - s for s, e in blocks[None]), 3),
         question_method=method,
+        fillers_asr=any(name in (transcript.engine or "").lower() for name in _FILLER_DROPPING),
     )
-
-
-# --- the store --------------------------------------------------------------------------------

@@ -22,7 +22,10 @@ a reply that takes the floor. Everything here is a pure function of text (or of 
   es mit den Druckern läuft"); both are left out.
 - fillers, English with a parse (`count_fillers`): um/uh/erm; "like" used as a filler (tagged
   UH or set off by commas); "you know" and "I mean" standing alone. Without a parser
-  (`count_fillers_plain`): the language's filler tokens (English, German).
+  (`count_fillers_plain`): the language's filler tokens (English, German). A hyphenated
+  acknowledgement ("uh-huh", "mm-hm") is a backchannel, not a filler. Whisper leaves most
+  fillers out of what it writes (it learnt from transcripts that mostly leave out "um", "uh"),
+  so on its transcripts these counts are what survived: a floor, not a rate.
 - backchannel (`is_backchannel`): words that are only acknowledgement, each a backchannel token
   ("yeah", "right", "great") or together a backchannel phrase ("I see", "got it"); English and
   German lists. Languages without a list answer True, so only the word-count and time rules of
@@ -227,7 +230,12 @@ def count_fillers(doc) -> int:
         low = t.lower_
         before = toks[j - 1].text if j > 0 else "."
         after = toks[j + 1].text if j + 1 < len(toks) else "."
-        if low in _FILLERS["en"] or low == "like" and (t.tag_ == "UH" or t.dep_ in ("intj", "discourse") or (before == "," and after == ",")):
+        hyphenated = (after == "-" and not t.whitespace_) or (before == "-" and not toks[j - 1].whitespace_)
+        if hyphenated:  # "uh-huh", "mm-hm": one acknowledgement word, not a filler
+            continue
+        like_filler = low == "like" and (t.tag_ == "UH" or t.dep_ in ("intj", "discourse")
+                                         or (before == "," and after == ","))
+        if low in _FILLERS["en"] or like_filler:
             n += 1
         elif low in ("know", "mean") and j > 0 and toks[j - 1].lower_ == ("you" if low == "know" else "i"):
             opener = toks[j - 2].text if j > 1 else "."
@@ -237,8 +245,9 @@ def count_fillers(doc) -> int:
 
 
 def count_fillers_plain(text: str, language: str) -> int:
-    """Fillers without a parser: the language's filler tokens ("um", "äh"); 0 for other languages."""
-    tokens = re.findall(r"[\w']+", text.lower())
+    """Fillers without a parser: the language's filler tokens ("um", "äh"); 0 for other languages.
+    Hyphenated words stay whole, so "uh-huh" is not taken for "uh"."""
+    tokens = re.findall(r"[\w'](?:[\w'-]*[\w'])?", text.lower())
     return sum(t in _FILLERS.get(language[:2], set()) for t in tokens)
 
 

@@ -41,7 +41,8 @@ def load_call_metrics(session: Session, call_id: int) -> CallMetrics | None:
     return CallMetrics.from_dict(data)
 
 
-def ensure_call_metrics(session: Session, calls: list, nlp=None, options: CoachOptions = CoachOptions()) -> dict[int, CallMetrics]:
+def ensure_call_metrics(session: Session, calls: list, nlp=None,
+                        options: CoachOptions = CoachOptions()) -> dict[int, CallMetrics]:
     """Metrics per call id: stored ones as they are; missing or outdated ones computed from the
     stored segments and stored. Calls without segments (pending, purged) are left out."""
     out: dict[int, CallMetrics] = {}
