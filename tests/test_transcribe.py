@@ -198,3 +198,73 @@ def test_mono_coaching_metrics_match_the_truth_on_quick_turns(asr):
     assert abs(got.longest_monologue_s - want.longest_monologue_s) <= 2.0
     # both one-word replies are heard as turns: missing one would cost two switches
     assert want.switches == 7 and abs(got.switches - want.switches) <= 1
+
+
+def test_clip_spans_cut_at_pauses_and_never_pass_the_limit():
+    from pipeline.speech.transcribe import clip_spans
+
+    # speech regions start at 0, 12, 25, 31 and 70 s of the concatenated speech (100 s in all)
+    spans = clip_spans([12.0, 25.0, 31.0, 70.0], 100.0, max_s=29.5)
+    assert spans[0] == (0.0, 25.0) and spans[1] == (25.0, 31.0)
+    assert all(b - a <= 29.5 + 1e-9 for a, b in spans)
+    assert spans[-1][1] == 100.0 and all(a2 == b1 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    assert clip_spans([], 10.0) == [(0.0, 10.0)]
+
+
+def test_batched_and_window_by_window_decoding_hear_the_same_call(asr, stereo):
+    """Batched decoding (both channels at once) against the default window-by-window path."""
+    batched = load_asr(TranscribeOptions(language="en", threads=1, batch_size=8), MODELS)
+    t = transcribe(STEREO, batched)
+    words = lambda tr: [w.word.lower().strip(",.?") for s in tr.segments for w in s.words]  # noqa: E731
+    a, b = words(stereo), words(t)
+    assert abs(len(a) - len(b)) <= 3 and len(set(a) & set(b)) >= 0.85 * len(set(a))
+    assert [s.speaker for s in stereo.segments] == [s.speaker for s in t.segments]
+
+
+def test_start_up_imports_neither_torch_nor_the_multilingual_model():
+    """spaCy without torch (thinc would import it), the embedding model in NumPy, and an English
+    call given as English loads no multilingual model (a fresh process: nothing imported before)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pipeline.weights.spacy_import import import_spacy\n"
+        "import_spacy()\n"
+        "from pipeline.cues.languages import load_nlp\n"
+        "from pipeline.cues.embeddings import load_embedder\n"
+        "nlp = load_nlp(['en'])\n"
+        "vectors = load_embedder().model.encode(['we will not renew'])\n"
+        "assert nlp['en']('We are not renewing.')[3].lemma_ == 'renew'\n"
+        "assert vectors.shape == (1, 384)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
+
+
+def test_an_english_call_given_as_english_loads_one_model(tmp_path):
+    if not (MODELS / "whisper" / "tiny.en" / "ct2" / "model.bin").is_file():
+        pytest.skip("tiny.en is not installed")
+    asr = load_asr(TranscribeOptions(language="en", threads=1), MODELS)
+    transcribe(_first_seconds(STEREO, tmp_path / "first10.wav", 10.0), asr)
+    assert list(asr.models) == ["tiny.en"] and asr.encoder is None  # no base, no speaker encoder
+
+
+def test_numpy_minilm_matches_sentence_transformers():
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer
+
+    from pipeline.weights.manifest import load_embedding_model, package_model_path
+    from pipeline.weights.minilm import MiniLM
+
+    texts = ["we won't be renewing when the contract runs out", "Lovely weather today!", "",
+             "Hi Graham, it's Maya from Ridgeway. " * 40]  # the last one is cut at 256 word pieces
+    ours = load_embedding_model("all-MiniLM-L6-v2")
+    assert isinstance(ours, MiniLM)
+    reference = SentenceTransformer(str(package_model_path("all-MiniLM-L6-v2")), device="cpu")
+    a = ours.encode(texts)
+    b = reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert a.shape == b.shape == (4, 384)
+    assert np.abs(a - b).max() < 1e-5

@@ -48,9 +48,13 @@ def run_local(jobs, settings, progress: bool = True):
         task = bar.add_task("Loading models", total=len(jobs), current="")
         kit = ingest.load_toolkit(settings)
         bar.update(task, description="Ingesting")
+        stopped = None  # the result that found the store unwritable: later files are not tried
         for path, options in jobs:
             bar.update(task, current=Path(path).name)
-            results.append(ingest.ingest_file(engine, Path(path), kit, options))
+            result = (ingest.not_tried(path, options, stopped) if stopped
+                      else ingest.ingest_file(engine, Path(path), kit, options))
+            stopped = stopped or (result if result.stops_batch else None)
+            results.append(result)
             bar.advance(task)
         bar.update(task, current="")
     engine.dispose()
@@ -80,6 +84,8 @@ class IngestWorker:
 
 def run_ray(jobs, settings, workers: int = 2, address: str | None = None, progress: bool = True,
             threads_per_worker: int | None = None):
+    from pipeline.flow import ingest
+
     try:
         import ray
     except ImportError:
@@ -98,6 +104,7 @@ def run_ray(jobs, settings, workers: int = 2, address: str | None = None, progre
         pending = {}
         queue = list(enumerate(jobs))
         results: dict[int, object] = {}
+        stopped = None
         with _progress(progress) as bar:
             task = bar.add_task(f"Ingesting on {workers} Ray workers", total=len(jobs), current="")
             for actor in actors:
@@ -109,10 +116,14 @@ def run_ray(jobs, settings, workers: int = 2, address: str | None = None, progre
                 i, actor = pending.pop(done[0])
                 results[i] = ray.get(done[0])
                 bar.update(task, advance=1, current=Path(results[i].file).name)
+                if results[i].stops_batch:  # the store cannot be written: hand out no more files
+                    stopped = stopped or results[i]
+                    queue.clear()
                 if queue:
                     j, (path, options) = queue.pop(0)
                     pending[actor.ingest.remote(str(path), options)] = (j, actor)
-        return [results[i] for i in range(len(jobs))]
+        return [results[i] if i in results else ingest.not_tried(path, options, stopped)
+                for i, (path, options) in enumerate(jobs)]
     finally:
         if started_here:
             ray.shutdown()

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline import store
-from pipeline.errors import ChurnwatchError
+from pipeline.errors import ChurnwatchError, StorageError
 from pipeline.types import Cue, Transcript
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class IngestOptions:
     rep: str | None = None  # the rep's name as in the CRM
     call_date: date | None = None  # defaults to today
     store_transcript_cache: bool = True  # keep the transcript per audio hash, engine and model
+    language: str | None = None  # the call's language code ("en", "de", ...); None detects it
 
 
 @dataclass
@@ -75,8 +76,9 @@ class Analysis:
 class IngestResult:
     file: str
     call_id: int | None = None
-    status: str = "ok"  # ok | duplicate | error
+    status: str = "ok"  # ok | duplicate | error | skipped (not tried: the batch stopped before it)
     error: str | None = None
+    stops_batch: bool = False  # the store cannot be written (disk full, read-only): later files would fail too
     cues: list[dict[str, Any]] = field(default_factory=list)
     hints: list[dict[str, Any]] = field(default_factory=list)
     account_id: str | None = None
@@ -94,7 +96,15 @@ class IngestResult:
 
 
 def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
-    """Load the models and the rule pack once (the slow part of start-up)."""
+    """Load the models and the rule pack once (the slow part of start-up).
+
+    Only what calls need: the multilingual Whisper model and the speaker encoder are loaded by
+    the first call that needs them (a call not given as English, a mono call); the embedding
+    model only when an embedding rule is in the pack; spaCy without torch (pipeline.weights.spacy_import).
+    """
+    from pipeline.weights.spacy_import import import_spacy
+
+    import_spacy()  # before anything imports spaCy: thinc would import torch (4 s, 200 MB)
     from pipeline.cues import embeddings
     from pipeline.cues import languages as nlp_mod
     from pipeline.cues.learned import load_learned
@@ -133,7 +143,16 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
 
 def cache_key(options) -> str:
     """The transcription options besides engine and model that change a transcript."""
-    return f"rep={options.rep_channel};ml={options.multilingual_model};vad={options.vad};beam={options.beam_size}"
+    return (f"rep={options.rep_channel};ml={options.multilingual_model};vad={options.vad};beam={options.beam_size}"
+            f";lang={options.language or 'auto'};ct={options.compute_type}/{options.multilingual_compute_type}"
+            f";batch={options.batch_size}")
+
+
+def call_options(kit: Toolkit, language: str | None) -> TranscribeOptions:
+    """The toolkit's transcription options, with the call's language when one is given."""
+    from dataclasses import replace
+
+    return replace(kit.transcribe_options, language=language) if language else kit.transcribe_options
 
 
 def rule_hash(rule) -> str:
@@ -148,8 +167,9 @@ def cached_transcript(session: Session, sha256: str, options: TranscribeOptions)
 
 
 def analyse_file(path: Path, kit: Toolkit, transcript: Transcript | None = None,
-                 sha256: str | None = None) -> Analysis:
-    """Decode, transcribe (unless a cached transcript is given), redact, detect, measure."""
+                 sha256: str | None = None, language: str | None = None) -> Analysis:
+    """Decode, transcribe (unless a cached transcript is given; in `language` if given), redact,
+    detect, measure."""
     from pipeline.speech import audio
     from pipeline.coach import metrics as coach
     from pipeline.cues import detect
@@ -158,7 +178,7 @@ def analyse_file(path: Path, kit: Toolkit, transcript: Transcript | None = None,
 
     sha256 = sha256 or audio.audio_sha256(path)
     if transcript is None:
-        transcript = transcribe.transcribe(path, kit.asr, kit.transcribe_options)
+        transcript = transcribe.transcribe(path, kit.asr, call_options(kit, language))
     transcript = redact.redact_transcript(transcript, kit.redact_options)
     cache = kit.example_vectors.copy()  # the rules' examples are not encoded again per call
     cues = detect.detect(transcript, kit.pack, kit.nlp, embedder=kit.embedder, cache=cache, learned=kit.learned)
@@ -171,6 +191,19 @@ def analyse_file(path: Path, kit: Toolkit, transcript: Transcript | None = None,
     if kit.learned is not None:  # kept in the store so a refit re-scores stored calls without re-encoding
         learned_vectors = cache.get_many([s.text for s in transcript.segments], kit.learned.embedder.name)
     return Analysis(str(path), sha256, transcript, cues, metrics, vectors, learned_vectors)
+
+
+FUTURE_CALL_DAYS = 1  # a call date may lie this many days after today (time zones), no more
+
+
+def check_call_date(day: date | None, today: date | None = None) -> date | None:
+    """The call date, or ChurnwatchError naming it when it lies in the future (past a day's margin):
+    risk would be scored as of that day, with every order and call before it counted as past."""
+    today = today or datetime.now(timezone.utc).date()
+    if day is not None and (day - today).days > FUTURE_CALL_DAYS:
+        raise ChurnwatchError(f"The call date {day} is in the future (today is {today}). "
+                              "Give the day the call took place, e.g. --date " f"{today}.")
+    return day
 
 
 def _call_datetime(day: date | None) -> datetime:
@@ -255,22 +288,33 @@ def record_rules(session: Session, pack, used: set[tuple[str, int]]) -> None:
 STORE_ATTEMPTS = 3  # a store that collides with a concurrent run's new rows is retried this often
 
 
+def not_tried(path, options: IngestOptions, stopped: IngestResult) -> IngestResult:
+    """The result of a file a batch did not try, because an earlier one found the store unwritable."""
+    return IngestResult(file=str(path), status="skipped", account_id=options.account_id,
+                        error=f"not tried: the batch stopped at {Path(stopped.file).name}, "
+                              "because the database cannot be written (see that file's error)")
+
+
 def ingest_file(engine, path: Path, kit: Toolkit, options: IngestOptions) -> IngestResult:
-    """Analyse and store one recording; any user-fixable problem becomes status "error"."""
+    """Analyse and store one recording; any user-fixable problem becomes status "error".
+
+    A store that cannot be written (StorageError) is an error with `stops_batch` set: the
+    executors try no later file, since each would fail the same way after its transcription."""
     from pipeline.speech import audio
 
     try:
         sha256 = audio.audio_sha256(path)
         with store.session_scope(engine) as session:
             dup = store.call_id_for_audio(session, sha256)
-            transcript = None if dup else cached_transcript(session, sha256, kit.transcribe_options)
+            transcript = None if dup else cached_transcript(session, sha256, call_options(kit, options.language))
         if dup:
             return IngestResult(file=str(path), call_id=dup, status="duplicate", account_id=options.account_id)
         fresh = transcript is None
         # an absolute path: a name starting with "-" must not reach ffmpeg as an option
-        analysis = analyse_file(Path(path).absolute(), kit, transcript=transcript, sha256=sha256)
+        analysis = analyse_file(Path(path).absolute(), kit, transcript=transcript, sha256=sha256,
+                                language=options.language)
         if fresh and options.store_transcript_cache:
-            save_transcript_cache(engine, sha256, kit.transcribe_options, analysis.transcript)
+            save_transcript_cache(engine, sha256, call_options(kit, options.language), analysis.transcript)
         for _ in range(STORE_ATTEMPTS):
             try:
                 with store.session_scope(engine) as session:
@@ -287,6 +331,9 @@ def ingest_file(engine, path: Path, kit: Toolkit, options: IngestOptions) -> Ing
         return IngestResult(file=str(path), status="error", account_id=options.account_id,
                             error=f"{path}: could not store the call after {STORE_ATTEMPTS} tries "
                                   "(concurrent writers); run the ingest again.")
+    except StorageError as e:
+        return IngestResult(file=str(path), status="error", error=str(e), account_id=options.account_id,
+                            stops_batch=True)
     except ChurnwatchError as e:
         return IngestResult(file=str(path), status="error", error=str(e), account_id=options.account_id)
 

@@ -10,8 +10,16 @@ The path a call takes:
   stereo files whose channels are copies are treated as mono;
 - mono files: speech regions are transcribed, then diarized into rep/customer
   (pipeline.speech.diarize), segments split at speaker changes using word times;
-- language: detected on the first 30 s of speech with the multilingual model (English-only
-  models cannot detect); English goes to `model`, other languages to `multilingual_model`;
+- language: given (`language`), or detected on the first 30 s of speech with the multilingual
+  model (English-only models cannot detect); English goes to `model`, other languages to
+  `multilingual_model`. A call given as English never loads the multilingual model;
+- decoding: window after window with the temperature fallback (int8 weights for faster-whisper);
+  or, with `batch_size` > 0 (faster-whisper), the speech of both channels cut into pieces of at
+  most 30 s and decoded that many at a time, a piece that loops or scores below
+  `logprob_threshold` decoded again window by window;
+- plausibility: a call with speech but (almost) no words is refused with `ImplausibleTranscript`
+  (a wrong language, most often), so it is never stored as a finished call;
+- layouts: mono and stereo only; more channels are refused (which is the rep is unknown);
 - long files: chunks are transcribed one after another; a word spoken across a chunk boundary
   (every `chunk_s` seconds) may be cut in two or lost. Diarization embeds each chunk and
   clusters all windows at the end, so speaker names stay consistent across chunks;
@@ -21,6 +29,7 @@ The path a call takes:
 
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,8 +66,16 @@ class TranscribeOptions:
     language: str | None = None
     # CPU threads for the engine (CTranslate2 intra-op threads / torch threads).
     threads: int = 2
-    # CTranslate2 compute type; float32 is as fast as int8 on the CPUs we measured.
-    compute_type: str = "float32"
+    # CTranslate2 compute type. int8 (weights quantised when loaded): 1.9x less CPU than float32
+    # with one thread, 5x with two busy threads, on the 2-core AVX2 build machine (bench/pipeline.py).
+    compute_type: str = "int8"
+    # ... for the multilingual model (non-English calls, language detection): int8 cost German 3.8
+    # WER points on the dev call (28.7% -> 32.5%), so it stays float32.
+    multilingual_compute_type: str = "float32"
+    # faster-whisper: speech pieces (<= 30 s, both channels together) decoded this many at once;
+    # 0 (the default) decodes one 30 s window after another with the temperature fallback. Batched
+    # cost accuracy and saved no CPU on 2 cores (bench call: WER 9.5% batched vs 6.4%, 38 vs 52 s CPU).
+    batch_size: int = 0
     # Feed the previous window's text as a prompt; off, because it propagates loops.
     condition_on_previous_text: bool = False
     # Temperatures tried in turn when a window fails the thresholds below.
@@ -75,11 +92,21 @@ class TranscribeOptions:
     # Languages the team's calls are in: detection picks the likeliest of these (synthetic or
     # accented German is otherwise often taken for Latin). Empty = any language Whisper knows.
     languages: tuple[str, ...] = ("en", "de", "ro", "ko")
+    # Language detection averages the probabilities of up to `detect_windows` windows of
+    # `detect_window_s` seconds of speech, stopping once one language clearly leads (the first
+    # window, for most calls). samples/audio/call_07 (German) at 8 kHz scores en 0.14 / de 0.08 on
+    # its first 30 s and en 0.08 / de 0.39 on the next 30 s.
+    detect_windows: int = 3
+    detect_window_s: float = 30.0
     # Consecutive segments of one speaker closer than this (seconds) are joined into one turn,
     # so a sentence Whisper split in two ("we are not looking" | "at other vendors") stays whole.
     merge_gap_s: float = 1.0
     # ... but a joined turn never grows past this many seconds (keeps cue evidence tight).
     max_turn_s: float = 30.0
+    # A call with at least `min_speech_s` seconds of speech (VAD) but fewer words than this per
+    # minute of it is implausible (people say 100-180 a minute): a wrong language, or noise.
+    min_words_per_minute: float = 15.0
+    min_speech_s: float = 10.0
     # Diarization settings for mono recordings (who speaks first, window rate, ...).
     diarize_options: diarize_mod.DiarizeOptions = field(default_factory=diarize_mod.DiarizeOptions)
 
@@ -90,8 +117,11 @@ class TranscribeOptions:
             raise ChurnwatchError(
                 f"Unknown rep channel {self.rep_channel!r}. Choose one of: {', '.join(CHANNELS)}."
             )
-        if self.beam_size < 1 or self.threads < 1 or self.chunk_s < 30:
-            raise ChurnwatchError("beam_size and threads must be >= 1 and chunk_s >= 30 seconds.")
+        if self.beam_size < 1 or self.threads < 1 or self.chunk_s < 30 or self.batch_size < 0:
+            raise ChurnwatchError("beam_size and threads must be >= 1, batch_size >= 0 and chunk_s >= 30 seconds.")
+        if self.language is not None and not _is_language_code(self.language):
+            raise ChurnwatchError(f"Unknown language {self.language!r}: give a language code such as "
+                                  f"{', '.join(self.languages or ('en', 'de'))}.")
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> TranscribeOptions:
@@ -115,6 +145,7 @@ class ASR:
     models_dir: Path
     models: dict[str, Any] = field(default_factory=dict)
     encoder: Any = None  # resemblyzer VoiceEncoder, for mono calls
+    pipelines: dict[str, Any] = field(default_factory=dict)  # faster-whisper batched pipelines
 
     def model(self, name: str):
         if name not in self.models:
@@ -123,10 +154,19 @@ class ASR:
             if self.options.engine == "faster-whisper":
                 self.models[name] = weights.load_faster_whisper(
                     name, self.models_dir, threads=self.options.threads,
-                    compute_type=self.options.compute_type)
+                    compute_type=self.options.compute_type if name.endswith(".en")
+                    else self.options.multilingual_compute_type)
             else:
                 self.models[name] = weights.load_openai_whisper(name, self.models_dir)
         return self.models[name]
+
+    def batched(self, name: str):
+        """faster-whisper's BatchedInferencePipeline over the loaded model `name` (no copy)."""
+        if name not in self.pipelines:
+            from faster_whisper import BatchedInferencePipeline
+
+            self.pipelines[name] = BatchedInferencePipeline(self.model(name))
+        return self.pipelines[name]
 
     def english_only(self, name: str) -> bool:
         from pipeline.weights import manifest as weights
@@ -198,8 +238,45 @@ def _run_engine(asr: ASR, model_name: str, samples: np.ndarray, language: str,
             for s in result["segments"]]
 
 
+def _run_batched(asr: ASR, model_name: str, samples: np.ndarray, language: str,
+                 clips: list[tuple[float, float]]) -> list[dict]:
+    """Decode the `clips` (start, end seconds, each <= 30 s) of a mono array in batches
+    (faster-whisper); segments as dicts like `_run_engine`'s, times in the array's time."""
+    options = asr.options
+    lang = None if asr.english_only(model_name) else language
+    segs, _ = asr.batched(model_name).transcribe(
+        samples, language=lang, beam_size=options.beam_size, temperature=options.temperatures[0],
+        compression_ratio_threshold=options.compression_ratio_threshold,
+        log_prob_threshold=options.logprob_threshold, no_speech_threshold=options.no_speech_threshold,
+        word_timestamps=True, vad_filter=False, without_timestamps=True,
+        clip_timestamps=[{"start": a, "end": b} for a, b in clips], batch_size=options.batch_size)
+    return [{"start": s.start, "end": s.end, "text": s.text.strip(), "avg_logprob": s.avg_logprob,
+             "no_speech_prob": s.no_speech_prob,
+             "words": [(w.word.strip(), w.start, w.end, w.probability) for w in s.words or []]}
+            for s in segs]
+
+
+def clip_spans(bounds: list[float], total: float, max_s: float = 29.5) -> list[tuple[float, float]]:
+    """Cut [0, total) into spans of at most `max_s` seconds, at the given boundaries (the starts
+    of speech regions in concatenated speech) where one lies close enough, else every max_s."""
+    spans, a, prev = [], 0.0, 0.0
+    for b in [*sorted(x for x in bounds if 0 < x < total), total]:
+        if b - a > max_s and prev > a:
+            spans.append((a, prev))
+            a = prev
+        while b - a > max_s:
+            spans.append((a, a + max_s))
+            a += max_s
+        prev = b
+    if total - a > 0.01:
+        spans.append((a, total))
+    return spans
+
+
 def detect_language(asr: ASR, samples: np.ndarray) -> str:
-    """Language code of up to 30 s of speech, with the multilingual model when needed."""
+    """Language code of a call's speech (up to `detect_windows` x `detect_window_s` seconds), with
+    the multilingual model when needed: the probabilities of successive windows are averaged until
+    one of `languages` clearly leads."""
     options = asr.options
     name = options.model
     if asr.english_only(name):
@@ -213,17 +290,34 @@ def detect_language(asr: ASR, samples: np.ndarray) -> str:
                         "with `churnwatch models install %s` to detect languages.", name, name)
             return "en"
     model = asr.model(name)
-    clip = samples[: 30 * audio_mod.SAMPLE_RATE].astype(np.float32)
-    if options.engine == "faster-whisper":
-        _, _, ranked = model.detect_language(audio=clip)
-        probs = dict(ranked)
-    else:
-        import whisper
+    window = int(options.detect_window_s * audio_mod.SAMPLE_RATE)
+    total: dict[str, float] = {}
+    n = 0
+    for start in range(0, max(samples.size, 1), window):
+        clip = samples[start: start + window].astype(np.float32)
+        if n and clip.size < 3 * audio_mod.SAMPLE_RATE:
+            break  # a last scrap of a few seconds says little
+        probs = _language_probs(model, clip, options.engine)
+        n += 1
+        for k, v in probs.items():
+            total[k] = total.get(k, 0.0) + v
+        allowed = {k: v / n for k, v in total.items() if k in options.languages} if options.languages else {}
+        ranked = sorted((allowed or {k: v / n for k, v in total.items()}).items(), key=lambda kv: -kv[1])
+        best, second = ranked[0][1], ranked[1][1] if len(ranked) > 1 else 0.0
+        if n >= options.detect_windows or (best >= 0.5 and best >= 3 * second):
+            break
+    return ranked[0][0]
 
-        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(clip), model.dims.n_mels)
-        _, probs = model.detect_language(mel)
-    allowed = {k: v for k, v in probs.items() if k in options.languages} if options.languages else {}
-    return max(allowed or probs, key=(allowed or probs).get)
+
+def _language_probs(model, clip: np.ndarray, engine: str) -> dict[str, float]:
+    if engine == "faster-whisper":
+        _, _, ranked = model.detect_language(audio=clip)
+        return dict(ranked)
+    import whisper
+
+    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(clip), model.dims.n_mels)
+    _, probs = model.detect_language(mel)
+    return dict(probs)
 
 
 def model_for(asr: ASR, language: str) -> str:
@@ -239,7 +333,8 @@ def transcribe_audio(samples: np.ndarray, asr: ASR, language: str, channel: int 
     """Transcribe a mono 16 kHz array (only its speech `regions`, if given) into Segments.
 
     Times are shifted by `offset` (the array's position in the recording); the guards drop
-    silence and fix repetition loops.
+    silence and fix repetition loops. Decodes window after window (see `transcribe_tracks`
+    for the batched path).
     """
     options = asr.options
     if regions is None:
@@ -250,37 +345,92 @@ def transcribe_audio(samples: np.ndarray, asr: ASR, language: str, channel: int 
     name = model_for(asr, language)
     out: list[Segment] = []
     for raw in _run_engine(asr, name, speech, language, options):
-        if is_silence(raw, options):
-            continue
-        if is_looping(raw["text"], options.compression_ratio_threshold):
-            raw = _redecode(asr, name, speech, raw, language)
-            if raw is None:
-                continue
-        # one Segment per speech region: a segment never spans a pause between regions
-        groups: dict[int, list[Word]] = {}
-        for w, ws, we, p in raw["words"]:
-            s, e = tmap.span(ws, we)
-            groups.setdefault(tmap.piece(ws), []).append(
-                Word(w, round(s + offset, 3), round(e + offset, 3), round(float(p), 4)))
-        if not groups:
-            s, e = tmap.span(raw["start"], raw["end"])
-            groups[0] = []
-        for words in groups.values():
-            text = raw["text"] if len(groups) == 1 else " ".join(w.word for w in words)
-            start = words[0].start if words else round(s + offset, 3)
-            end = words[-1].end if words else round(e + offset, 3)
-            out.append(Segment(start=start, end=end, text=text, channel=channel,
-                               avg_logprob=round(float(raw["avg_logprob"]), 4), words=words))
+        out += _guarded_segments(raw, asr, name, speech, tmap, language, channel, offset, retry_low=False)
     return out
 
 
-def _redecode(asr: ASR, name: str, speech: np.ndarray, raw: dict, language: str) -> dict | None:
-    """Re-decode a looping segment's window at higher temperature; collapse what still loops."""
+def transcribe_tracks(tracks: list[tuple[int | None, np.ndarray]], asr: ASR, language: str,
+                      regions: dict, offset: float = 0.0) -> dict[int | None, list[Segment]]:
+    """Transcribe the speech `regions` of each (channel, mono array) track: Segments per channel.
+
+    faster-whisper with `batch_size` > 0: the speech of all tracks is cut into pieces of at most
+    30 s (at pauses where it can) and decoded in batches; otherwise track by track, window after
+    window (`transcribe_audio`).
+    """
+    options = asr.options
+    if options.engine != "faster-whisper" or options.batch_size < 1:
+        return {ch: transcribe_audio(x, asr, language, channel=ch, offset=offset, regions=regions[ch])
+                for ch, x in tracks}
+    out: dict[int | None, list[Segment]] = {ch: [] for ch, _ in tracks}
+    name = model_for(asr, language)
+    pieces, clips, base = [], [], 0.0  # pieces: (channel, speech, time map, start in the joined array)
+    for ch, x in tracks:
+        speech, tmap = audio_mod.collect(x, regions[ch])
+        if speech.size < audio_mod.SAMPLE_RATE // 10:
+            continue
+        length = speech.size / audio_mod.SAMPLE_RATE
+        clips += [(base + a, base + b) for a, b in clip_spans([p for p, _ in tmap.starts], length)]
+        pieces.append((ch, speech, tmap, base))
+        base += length
+    if not pieces:
+        return out
+    joined = np.concatenate([p[1] for p in pieces]) if len(pieces) > 1 else pieces[0][1]
+    raws = _run_batched(asr, name, joined, language, clips)
+    del joined
+    starts = [p[3] for p in pieces]
+    for raw in raws:
+        middle = (raw["start"] + raw["end"]) / 2  # a segment lies inside one piece; its edges may be rounded
+        ch, speech, tmap, b0 = pieces[max(0, bisect.bisect_right(starts, middle) - 1)]
+        local = dict(raw, start=raw["start"] - b0, end=raw["end"] - b0,
+                     words=[(w, ws - b0, we - b0, p) for w, ws, we, p in raw["words"]])
+        out[ch] += _guarded_segments(local, asr, name, speech, tmap, language, ch, offset, retry_low=True)
+    return out
+
+
+def _guarded_segments(raw: dict, asr: ASR, name: str, speech: np.ndarray, tmap, language: str,
+                      channel: int | None, offset: float, retry_low: bool) -> list[Segment]:
+    """One decoded segment (times in `speech`) → Segments in file time, one per speech region.
+
+    Drops silence; re-decodes a looping segment at higher temperature (and, with `retry_low`, a
+    batched piece that scored below `logprob_threshold`, with the whole temperature fallback).
+    """
+    options = asr.options
+    if is_silence(raw, options):
+        return []
+    if is_looping(raw["text"], options.compression_ratio_threshold):
+        raw = _redecode(asr, name, speech, raw, language)
+    elif retry_low and raw["avg_logprob"] < options.logprob_threshold:
+        raw = _redecode(asr, name, speech, raw, language, temperatures=options.temperatures)
+    if raw is None:
+        return []
+    # one Segment per speech region: a segment never spans a pause between regions
+    groups: dict[int, list[Word]] = {}
+    for w, ws, we, p in raw["words"]:
+        s, e = tmap.span(ws, we)
+        groups.setdefault(tmap.piece(ws), []).append(
+            Word(w, round(s + offset, 3), round(e + offset, 3), round(float(p), 4)))
+    if not groups:
+        s, e = tmap.span(raw["start"], raw["end"])
+        groups[0] = []
+    out = []
+    for words in groups.values():
+        text = raw["text"] if len(groups) == 1 else " ".join(w.word for w in words)
+        start = words[0].start if words else round(s + offset, 3)
+        end = words[-1].end if words else round(e + offset, 3)
+        out.append(Segment(start=start, end=end, text=text, channel=channel,
+                           avg_logprob=round(float(raw["avg_logprob"]), 4), words=words))
+    return out
+
+
+def _redecode(asr: ASR, name: str, speech: np.ndarray, raw: dict, language: str,
+              temperatures=None) -> dict | None:
+    """Re-decode a segment's window one window at a time (by default at the temperatures above 0,
+    for a loop); collapse what still loops."""
     options = asr.options
     a, b = int(raw["start"] * audio_mod.SAMPLE_RATE), int(raw["end"] * audio_mod.SAMPLE_RATE)
     again = _run_engine(asr, name, speech[a:b], language,
                         replace(options, condition_on_previous_text=False),
-                        temperatures=[t for t in options.temperatures if t > 0] or [0.4])
+                        temperatures=temperatures or [t for t in options.temperatures if t > 0] or [0.4])
     again = [s for s in again if not is_silence(s, options)]
     if again:
         text = " ".join(s["text"] for s in again)
@@ -316,10 +466,15 @@ def transcribe(path: Path, asr: ASR, options: TranscribeOptions | None = None) -
             caller.encoder = caller.encoder or asr.encoder  # keep a speaker encoder loaded here
     options = asr.options
     info = audio_mod.probe(path)
+    if info.channels > 2:
+        raise AudioError(
+            f"{path}: has {info.channels} audio channels; churnwatch reads mono calls, or stereo with the "
+            "rep on one channel and the customer on the other. Keep the two channels that carry them, "
+            f"e.g. ffmpeg -i {path.name} -af \"pan=stereo|c0=c0|c1=c1\" call.flac (channels 1 and 2).")
     layout, language = None, options.language
     segments: list[Segment] = []
     windows = diarize_mod.Windows.empty()
-    duration, heard = 0.0, False
+    duration, speech_s, loud = 0.0, 0.0, False
     for offset, chunk in audio_mod.iter_chunks(path, info, chunk_s=options.chunk_s):
         duration = offset + chunk.shape[1] / audio_mod.SAMPLE_RATE
         if layout is None:
@@ -329,14 +484,17 @@ def transcribe(path: Path, asr: ASR, options: TranscribeOptions | None = None) -
         else:
             tracks = [(None, chunk.mean(0) if chunk.shape[0] > 1 else chunk[0])]
         del chunk
+        loud = loud or any(audio_mod.rms_db(x) >= SILENT_DB for _, x in tracks)
         regions = {ch: _regions(x, options) for ch, x in tracks}
         if not any(regions.values()):
             continue
-        heard = True
+        speech_s += sum(b - a for rs in regions.values() for a, b in rs)
         if language is None:
-            language = detect_language(asr, _first_speech(tracks, regions))
+            seconds = options.detect_window_s * options.detect_windows
+            language = detect_language(asr, _first_speech(tracks, regions, seconds))
+        by_channel = transcribe_tracks(tracks, asr, language, regions, offset=offset)
         for ch, x in tracks:
-            segs = transcribe_audio(x, asr, language, channel=ch, offset=offset, regions=regions[ch])
+            segs = by_channel[ch]
             if layout == "stereo":
                 spk = "rep" if CHANNELS[ch] == options.rep_channel else "customer"
                 segs = [replace(s, speaker=spk, speaker_confidence=1.0) for s in segs]
@@ -344,9 +502,14 @@ def transcribe(path: Path, asr: ASR, options: TranscribeOptions | None = None) -
             if layout == "mono" and options.diarize:
                 windows = windows + diarize_mod.embed_windows(
                     x, regions[ch], asr.speaker_encoder(), options.diarize_options, offset=offset)
-    if not heard:
+        del tracks, by_channel
+    if not speech_s:
+        if loud:
+            raise AudioError(f"{path}: no speech found in {duration:.1f} s of audio (there is sound, but no "
+                             "voice: noise, music or a tone?); check that this is the call's recording.")
         raise AudioError(f"{path}: holds no speech (silent for {duration:.1f} s); "
                          "check the recording's input level or channel.")
+    check_plausible(path, segments, speech_s, language or "en", options)
     if layout == "mono" and options.diarize:
         segments = diarize_mod.split_segments(segments,
                                               diarize_mod.cluster_turns(windows, options.diarize_options))
@@ -355,6 +518,22 @@ def transcribe(path: Path, asr: ASR, options: TranscribeOptions | None = None) -
     return Transcript(language=language or "en", duration=round(duration, 3),
                       engine=options.engine, model=model_for(asr, language or "en"),
                       segments=segments, channel_layout=layout or "mono")
+
+
+def check_plausible(path: Path, segments: list[Segment], speech_s: float, language: str,
+                    options: TranscribeOptions) -> None:
+    """Raise ImplausibleTranscript when `speech_s` seconds of speech gave (almost) no words."""
+    words = sum(len(s.text.split()) for s in segments)
+    if speech_s < options.min_speech_s or words >= options.min_words_per_minute * speech_s / 60:
+        return
+    given = options.language is not None
+    hint = (f"is the call really in {language!r}? Give its language (--language, or the upload's "
+            "language field) and send it again" if given else
+            f"the language was taken to be {language!r}: if the call is in another language, give it "
+            "(e.g. --language de, or the upload's language field) and send it again")
+    raise ImplausibleTranscript(
+        f"{path}: {speech_s:.0f} s of speech gave only {words} word(s) of transcript, too few to be "
+        f"right; {hint}. Nothing was stored.")
 
 
 def merge_turns(segments: list[Segment], max_gap: float, max_len: float) -> list[Segment]:
@@ -378,8 +557,33 @@ def merge_turns(segments: list[Segment], max_gap: float, max_len: float) -> list
     return out
 
 
+SILENT_DB = -60.0  # a track quieter than this (dBFS) is silence: VAD is not even run
+
+
+class ImplausibleTranscript(AudioError):
+    """Speech was heard but the transcript is (nearly) empty: a wrong language, most often."""
+
+
+def check_language(code: str | None, where: str = "language") -> str | None:
+    """A language code as Whisper knows it ("de"), lower-cased; ChurnwatchError naming it otherwise."""
+    if code is None or not str(code).strip():
+        return None
+    code = str(code).strip().lower()
+    if not _is_language_code(code):
+        raise ChurnwatchError(f"{where}: unknown language {code!r}; give a language code such as en, de, ro or ko.")
+    return code
+
+
+def _is_language_code(code: str) -> bool:
+    try:
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+    except ImportError:  # openai-whisper only
+        from whisper.tokenizer import LANGUAGES as _LANGUAGE_CODES
+    return code in _LANGUAGE_CODES
+
+
 def _regions(x: np.ndarray, options: TranscribeOptions) -> list[tuple[float, float]]:
-    if audio_mod.rms_db(x) < -60:
+    if audio_mod.rms_db(x) < SILENT_DB:
         return []
     if not options.vad:
         return [(0.0, x.size / audio_mod.SAMPLE_RATE)]

