@@ -18,13 +18,14 @@ test: setup
 
 setup: system-packages $(STAMP) models
 
-# ffmpeg decodes audio; flite, espeak-ng and sox regenerate the sample calls.
+# ffmpeg decodes audio; flite, espeak-ng and sox regenerate the sample calls; chromium runs the
+# browser tests of the web pages (Playwright drives Debian's chromium, no browser download).
 system-packages:
-	@missing=""; for t in ffmpeg flite espeak-ng sox; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in ffmpeg flite espeak-ng sox chromium; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing system tools:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg flite espeak-ng sox >/dev/null; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # torch is installed first, pinned, so that pip takes the CPU build instead of a CUDA one.

@@ -37,6 +37,10 @@ class Settings:
     embedding_model: str = "all-MiniLM-L6-v2"
     # Threads for the ASR engine and torch.
     threads: int = 2
+    # `churnwatch serve`: where uploaded recordings and the session secret are kept, and the
+    # largest upload accepted, in MB.
+    data_dir: Path = Path("churnwatch-data")
+    max_upload_mb: int = 200
 
     def with_overrides(self, **overrides) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class Submission:
     external_id: str | None = None
     participants: list[str] = field(default_factory=list)
     matched_by: str = "account_id"  # account_id | contact | domain
+    language: str | None = None  # the call's language code; None: detected when transcribed
 
 
 def parse_participants(value) -> list[str]:
@@ -77,7 +78,7 @@ def parse_participants(value) -> list[str]:
 
 
 def check_submission(session, *, account_id: str | None, rep: str | None, call_date: str | date | None,
-                     external_id: str | None, participants) -> Submission:
+                     external_id: str | None, participants, language: str | None = None) -> Submission:
     """Validate the fields of an upload or a sidecar; find the account from the participants when
     no account_id is given. Raises SubmissionError with a message for the user."""
     account_id = (account_id or "").strip() or None
@@ -110,7 +111,18 @@ def check_submission(session, *, account_id: str | None, rep: str | None, call_d
         account_id, matched_by = match.account_id, match.how
     elif len(account_id) > 100:
         raise SubmissionError("account_id is longer than 100 characters.")
-    return Submission(account_id, rep, day, external_id, people, matched_by)
+    try:
+        from pipeline.speech.transcribe import check_language
+
+        language = check_language(language)
+    except ChurnwatchError as e:
+        raise SubmissionError(str(e)) from None
+    return Submission(account_id, rep, day, external_id, people, matched_by, language)
+
+
+def requested_language(job) -> str | None:
+    """The language an upload asked for: kept in the queued job's `result` until the job has one."""
+    return ((job.result or {}).get("request") or {}).get("language")
 
 
 def job_view(job) -> dict[str, Any]:
@@ -181,8 +193,13 @@ class Worker:
         finally:
             stop_beat.set()
             beat.join()
+        queued = 0
         with store.session_scope(self.engine) as session:
             kept = store.finish_job(session, job.id, self.name, status, call_id=call_id, error=error, result=result)
+            if kept and status == "done" and call_id is not None:
+                queued = self._queue_hint(session, kit, call_id, result or {})
+        if queued:
+            self.deliver(kit)
         if not kept:
             log.warning("worker %s: job %s was taken over by another worker (lease ran out); result dropped",
                         self.name, job.id)
@@ -191,7 +208,8 @@ class Worker:
         return job.id
 
     def _process(self, job, kit):
-        options = ingest.IngestOptions(account_id=job.account_id, rep=job.rep, call_date=job.call_date)
+        options = ingest.IngestOptions(account_id=job.account_id, rep=job.rep, call_date=job.call_date,
+                                       language=requested_language(job))
         try:
             res = ingest.ingest_file(self.engine, Path(job.file_path), kit, options)
         except Exception as e:  # a bug or the database went away: fail the job, say so, keep the worker
@@ -205,6 +223,36 @@ class Worker:
             return "duplicate", res.call_id, None, {"note": note}
         message = (res.error or "the recording could not be processed").replace(str(job.file_path), "the recording")
         return "failed", None, message.strip().splitlines()[0] if message.strip() else message, None
+
+    def _queue_hint(self, session, kit, call_id: int, result: dict) -> int:
+        """Queue the post-call hint for the rep's channels, in the transaction that finishes the job."""
+        from pipeline.reminders.outbox import enqueue_hint
+
+        texts = [h.get("text") for h in result.get("hints", []) if isinstance(h, dict) and h.get("text")]
+        call = session.get(store.Call, call_id)
+        if not texts or call is None or getattr(kit, "policies", None) is None:
+            return 0
+        link = kit.policies.delivery.account_link(call.account_id) if call.account_id else None
+        rows = enqueue_hint(session, call_id=call_id, account_id=call.account_id, rep=call.rep, text=texts[0],
+                            policies=kit.policies, now=datetime.now(timezone.utc), link=link)
+        return len(rows)
+
+    def deliver(self, kit) -> None:
+        """Send what is due in the outbox now (the hint just queued, the call's reminders), so the rep
+        hears about the call within seconds; a failure stays queued for `reminders deliver`."""
+        import httpx
+
+        from pipeline.reminders.outbox import deliver_pending
+
+        try:
+            with store.session_scope(self.engine) as session, httpx.Client(timeout=10) as client:
+                report = deliver_pending(session, datetime.now(timezone.utc), client, kit.policies.delivery.smtp,
+                                         limit=50)
+            if report.errors:
+                log.warning("worker %s: %d message(s) not delivered yet: %s", self.name, len(report.errors),
+                            "; ".join(sorted(set(report.errors.values())))[:300])
+        except Exception:  # delivery must never fail the worker; the messages stay queued
+            log.exception("worker %s: delivering the outbox failed", self.name)
 
     def _heartbeat(self, job_id: int, stop: threading.Event) -> None:
         while not stop.wait(self.lease_seconds / 3):

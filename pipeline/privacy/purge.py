@@ -8,6 +8,10 @@ the cues derived from it (`cues`), the sentence embeddings of its utterances
 with its duration, language, date, account, rep and coaching metrics, and the per-account
 aggregates in `features` and `risk_scores`, so scores and trends keep their history.
 
+Calls that came in through `churnwatch serve` also lose what their job kept: the job's result
+(the cues and the hint, which quote the customer) is emptied, and the uploaded recording that
+churnwatch itself stored (a `source = "upload"` job's file) is deleted from disk.
+
 What was said in those calls is also copied elsewhere, and goes too: the quotes in reminders'
 evidence and in their messages ("asked you to call in two weeks: \"...\""), in the payloads of
 outbox messages (pending or sent), and in the evidence of stored features. Evidence entries that
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
@@ -34,6 +39,7 @@ from pipeline.store import (
     Call,
     Cue,
     Feature,
+    Job,
     Outbox,
     Reminder,
     Segment,
@@ -65,6 +71,8 @@ class PurgeReport:
     reminders: int = 0  # reminders whose evidence or message lost quotes of old calls
     outbox: int = 0  # outbox messages whose payload lost quotes of old calls
     features: int = 0  # stored feature values whose evidence lost quotes of old calls
+    jobs: int = 0  # jobs of `churnwatch serve` whose result (cues, hint) was emptied
+    uploads: int = 0  # uploaded recordings deleted from disk
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -143,11 +151,20 @@ def purge(
     )
     old_ids = set(session.scalars(select(Call.id).where(old)))
     copies = _scrub_copies(session, old_ids, ids)
+    jobs = [j for chunk in _chunks(sorted(old_ids)) for j in session.scalars(
+        select(Job).where(Job.call_id.in_(chunk), or_(Job.result.is_not(None), Job.source == "upload")))]
+    jobs = [j for j in jobs if j.result is not None or (j.source == "upload" and Path(j.file_path).exists())]
     report = replace(
-        report, reminders=len(copies[Reminder]), outbox=len(copies[Outbox]), features=len(copies[Feature])
+        report, reminders=len(copies[Reminder]), outbox=len(copies[Outbox]), features=len(copies[Feature]),
+        jobs=sum(j.result is not None for j in jobs),
+        uploads=sum(j.source == "upload" and Path(j.file_path).exists() for j in jobs),
     )
     if dry_run:
         return report
+    for job in jobs:
+        job.result = None
+        if job.source == "upload":
+            Path(job.file_path).unlink(missing_ok=True)
     for model, changes in copies.items():
         for row_id, values in changes.items():
             session.execute(

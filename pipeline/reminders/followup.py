@@ -194,6 +194,15 @@ def snooze_to_day(session: Session, reminder_id: int, now: datetime, policies: P
     return snooze(session, reminder_id, _due(policies, day, zone), now)
 
 
+def dismiss(session: Session, reminder_id: int, now: datetime) -> Reminder:
+    """The rep's "not relevant": the reminder is dropped (kept, with its evidence, for review)."""
+    reminder = get(session, reminder_id)
+    if reminder.status not in OPEN:
+        raise ChurnwatchError(f"Reminder {reminder_id} is already {reminder.status}; nothing to do.")
+    reminder.status, reminder.updated_at = "dropped", now
+    return reminder
+
+
 def is_overdue(reminder: Reminder, now: datetime) -> bool:
     return reminder.status in OPEN and _aware(reminder.due) < _aware(now)
 

@@ -3,6 +3,16 @@
 SQLite by default, PostgreSQL for a team. Entry points open sessions and pass them in.
 """
 
+from pipeline.store.audit import (
+    AuditEvent,
+    RuleFileVersion,
+    audit,
+    audit_events,
+    recent_failed_logins,
+    rule_file_version,
+    rule_file_versions,
+    save_rule_file_version,
+)
 from pipeline.store.calls import (
     add_call,
     add_transcript_cache,
@@ -61,6 +71,8 @@ from pipeline.store.tables import (
 from pipeline.store.verdicts import ReviewItem, VerdictRow, add_missed, all_verdicts, cues_for_review, mark_cue
 
 __all__ = [
+    "AuditEvent", "RuleFileVersion", "audit", "audit_events", "recent_failed_logins", "rule_file_version",
+    "rule_file_versions", "save_rule_file_version",
     "ReviewItem", "VerdictRow", "add_missed", "all_verdicts", "cues_for_review", "mark_cue",
     "add_call", "add_transcript_cache", "cached_transcript", "call_id_for_audio", "record_rule_version",
     "MIGRATIONS_DIR", "Account", "Base", "Call", "Contact", "CrmEvent", "Cue", "CueVerdict", "DbEmbeddingCache", "Feature",

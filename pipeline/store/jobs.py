@@ -9,7 +9,7 @@ lease ran out (its worker died) is claimable again and its attempt is counted; a
 worker still holds the job.
 
 Users: `add_user`, `new_token` (shown once, stored as its sha256), `user_for_token`, passwords
-hashed with salted scrypt (`hash_password`, `verify_password`). `account_for_participants`
+hashed with argon2id (`hash_password`, `verify_password`; older scrypt hashes still verify). `account_for_participants`
 finds the account of a call from its participants' e-mail addresses.
 """
 
@@ -157,24 +157,39 @@ def release_jobs(session: Session, worker: str) -> int:
 
 # --- users and tokens ---------------------------------------------------------------------------
 
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_SCRYPT_KIND = "scrypt"  # hashes written before argon2id: still verified, replaced at the next login
+
+
+def _argon2():
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    return PasswordHash((Argon2Hasher(),))
 
 
 def hash_password(password: str) -> str:
-    """A salted scrypt hash: scrypt$n$r$p$salt$hash (base64)."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=32, **_SCRYPT)
-    b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
-    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${b64(salt)}${b64(digest)}"
+    """An argon2id hash (pwdlib's defaults: salted, memory-hard)."""
+    return _argon2().hash(password)
 
 
 def verify_password(password: str, stored: str | None) -> bool:
     if not stored:
         return False
+    if stored.startswith(_SCRYPT_KIND + "$"):
+        return _verify_scrypt(password, stored)
+    try:
+        return _argon2().verify(password, stored)
+    except Exception:  # a malformed or foreign hash never matches
+        return False
+
+
+def password_needs_rehash(stored: str | None) -> bool:
+    return bool(stored) and stored.startswith(_SCRYPT_KIND + "$")
+
+
+def _verify_scrypt(password: str, stored: str) -> bool:
     try:
         kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
         expected = base64.b64decode(digest)
         got = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
                              dklen=len(expected))

@@ -292,7 +292,7 @@ class Outbox(Base):
 class User(Base):
     """Someone who may use the web application and its API.
 
-    The password (optional: API clients only need a token) is kept as a salted scrypt hash; the
+    The password (optional: API clients only need a token) is kept as an argon2id hash; the
     API token is a long random secret, so its sha256 is enough and lets a request find its user.
     """
 
@@ -306,6 +306,7 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     token_created_at: Mapped[datetime | None]
+    lang: Mapped[str] = mapped_column(String(10), default="en")  # language of the web pages: en | de
     rep: Mapped[Rep | None] = relationship()
 
 

@@ -26,7 +26,7 @@ from pipeline import store
 from pipeline.errors import ChurnwatchError
 from pipeline.store.jobs import JOB_STATUSES, job_for_external_id
 from pipeline.flow.worker import SubmissionError, check_submission, job_view
-from pipeline.web import auth
+from pipeline.web import auth, pages
 from pipeline.web.uploads import check_suffix, save_upload
 
 log = logging.getLogger("churnwatch.web")
@@ -69,9 +69,12 @@ def create_app(settings, engine, *, config: WebConfig | None = None) -> FastAPI:
     app = FastAPI(title="churnwatch", version="1", docs_url=None, redoc_url=None,
                   description="Call recordings in, churn early warnings out. Every /api route needs a bearer token.")
     app.state.settings, app.state.engine, app.state.config = settings, engine, config
+    pages.install(app, config.data_dir)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
+        if pages.is_page(request) and exc.status_code != 405:
+            return pages.error_page(request, exc.status_code, str(exc.detail))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -84,6 +87,8 @@ def create_app(settings, engine, *, config: WebConfig | None = None) -> FastAPI:
 
     @app.exception_handler(ChurnwatchError)
     async def _user_error(request: Request, exc: ChurnwatchError):
+        if pages.is_page(request):
+            return pages.error_page(request, 400, str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.exception_handler(Exception)
@@ -110,6 +115,7 @@ def create_app(settings, engine, *, config: WebConfig | None = None) -> FastAPI:
         call_date: Annotated[Optional[str], Form(description="YYYY-MM-DD (default: today)")] = None,
         external_id: Annotated[Optional[str], Form(description="Your id of the call; twice queues it once.")] = None,
         participants: Annotated[Optional[str], Form(description="Comma-separated e-mail addresses")] = None,
+        language: Annotated[Optional[str], Form(description="The call's language code (en, de, ...); default: detected")] = None,
     ):
         who = caller(request)
         if who.role not in auth.UPLOAD_ANY and who.role != "rep":
@@ -123,7 +129,7 @@ def create_app(settings, engine, *, config: WebConfig | None = None) -> FastAPI:
         suffix = check_suffix(file.filename)
         with store.session_scope(engine) as session:
             sub = check_submission(session, account_id=account_id, rep=rep, call_date=call_date,
-                                   external_id=external_id, participants=participants)
+                                   external_id=external_id, participants=participants, language=language)
             if not auth.may_see_account(session, who, sub.account_id):
                 raise HTTPException(403, f"Account {sub.account_id} is not in your book; you can upload calls "
                                          "for your own accounts only.")
@@ -146,6 +152,8 @@ def create_app(settings, engine, *, config: WebConfig | None = None) -> FastAPI:
                 if not created:
                     path.unlink(missing_ok=True)
                     return _existing(session, who, job)
+                if sub.language:  # read by the worker (flow.worker.requested_language); replaced by the outcome
+                    job.result = {"request": {"language": sub.language}}
                 body = {"job_id": job.id, "status": job.status, "account_id": job.account_id,
                         "matched_by": sub.matched_by}
         except BaseException:
