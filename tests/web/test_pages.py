@@ -426,3 +426,5 @@ def test_funnel_page_draws_the_sample_funnel_and_names_each_reps_worst_stage(web
     assert all(svg_entered.get(name, 0) == int(n) for name, n in rows if int(n))  # the bars add up to the table
     owen = re.search(r'<td data-label="Rep">Owen Hale</td>.*?</tr>', page, re.S).group(0)
     assert "Proposal/Price Quote" in owen and "clearly below the team" in owen
+    callum = re.search(r'<td data-label="Rep">Callum Reid</td>.*?</tr>', page, re.S).group(0)
+    assert "within noise" in callum and "clearly below" not in callum  # his worst stage is within noise

@@ -397,6 +397,8 @@ def test_kept_versus_lost_shows_intervals_and_phrases(client, world):
     assert r.status_code == 200 and "<html" not in r.text and 'data-enough="true"' in r.text
     talk = section(r.text, '<figure class="card difference', "</figure>")
     assert 'data-metric="talk_ratio_rep" data-clear="true"' in talk  # 75% vs 40%: clear, listed first
+    figures = re.findall(r'<figure class="card difference[^"]*" data-metric="[^"]+" data-clear="(\w+)"', r.text)
+    assert figures.count("true") == 1 and figures.count("false") >= 1  # the others are grey, not red
     est = attr_values(talk, "circle")
     assert len(est) == 1 and est[0] > 25  # points of talk ratio, lost minus kept
     assert 'data-significant="true"' in talk and "lost minus kept" in talk
