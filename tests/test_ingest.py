@@ -181,3 +181,15 @@ def test_cli_ingest_json_shape_and_exit_code(tmp_path, use_kit, clips):
     res2 = CliRunner().invoke(app, args)
     assert res2.exit_code == 1
     assert [r["status"] for r in json.loads(res2.stdout)] == ["duplicate", "error"]
+
+
+def test_the_transcript_cache_key_fits_its_column():
+    """options_key is String(64): PostgreSQL refuses a longer one (SQLite would not notice)."""
+    from pipeline.flow.ingest import cache_key
+    from pipeline.speech.transcribe import TranscribeOptions
+    from pipeline.store.tables import TranscriptCache
+
+    width = TranscriptCache.__table__.c.options_key.type.length
+    for options in (TranscribeOptions(), TranscribeOptions(language="de", rep_channel="right", batch_size=8)):
+        assert len(cache_key(options)) <= width
+    assert cache_key(TranscribeOptions(language="de")) != cache_key(TranscribeOptions(language="en"))

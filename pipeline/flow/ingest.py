@@ -142,10 +142,14 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
 
 
 def cache_key(options) -> str:
-    """The transcription options besides engine and model that change a transcript."""
-    return (f"rep={options.rep_channel};ml={options.multilingual_model};vad={options.vad};beam={options.beam_size}"
-            f";lang={options.language or 'auto'};ct={options.compute_type}/{options.multilingual_compute_type}"
-            f";batch={options.batch_size}")
+    """The transcription options besides engine and model that change a transcript; the column
+    holds 64 characters, so a longer description is stored as its sha256."""
+    import hashlib
+
+    key = (f"rep={options.rep_channel};ml={options.multilingual_model};vad={options.vad};beam={options.beam_size}"
+           f";lang={options.language or 'auto'};ct={options.compute_type}/{options.multilingual_compute_type}"
+           f";batch={options.batch_size}")
+    return key if len(key) <= 64 else hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def call_options(kit: Toolkit, language: str | None) -> TranscribeOptions:
