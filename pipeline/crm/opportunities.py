@@ -17,13 +17,12 @@ from pathlib import Path
 from pipeline.crm.presets import (
     DATE_ORDERS,
     _norm,
-    _read_text,
-    _sniff_reader,
     check_locale,
     decide_date_order,
     decide_decimal_mark,
     parse_amount,
     parse_date,
+    read_raw_rows,
 )
 from pipeline.errors import ChurnwatchError, CsvRowError
 
@@ -152,18 +151,7 @@ def read_funnel_rows(path, kind: str, column_map: dict[str, str] | None = None, 
     if date_order is not None and date_order not in DATE_ORDERS:
         raise ChurnwatchError(f"date order {date_order!r}: use one of {', '.join(DATE_ORDERS)}.")
     locale = check_locale(locale)
-    text = _read_text(path)
-    if "\x00" in text:
-        raise ChurnwatchError(f"{path}: holds binary data, not a CSV. Export it again as CSV.")
-    reader = _sniff_reader(text)
-    headers = [h for h in (reader.fieldnames or []) if h is not None]
-    if not headers:
-        raise ChurnwatchError(f"{path}: the file is empty; expected a CSV with a header line.")
-    columns = resolve_funnel_columns(headers, kind, column_map, preset, path)
-    raw_rows = []
-    for record in reader:
-        raw = {ours: " ".join((record.get(c) or "").strip() for c in cols).strip() for ours, cols in columns.items()}
-        raw_rows.append((reader.line_num, raw))
+    raw_rows = read_raw_rows(path, lambda headers: resolve_funnel_columns(headers, kind, column_map, preset, path))
     if date_order is None:
         date_order = decide_date_order([r[f] for _, r in raw_rows for f in _DATES if r.get(f)], path, "")
     mark = None if locale else decide_decimal_mark([r["amount"] for _, r in raw_rows if r.get("amount")])

@@ -466,6 +466,24 @@ def _looks_utf16(data: bytes) -> bool:
     return (odd.count(0) == len(odd) and 0 not in even) or (even.count(0) == len(even) and 0 not in odd)
 
 
+def read_raw_rows(path: Path, resolve) -> list[tuple[int, dict[str, str]]]:
+    """(line, {our field: text}) for each row of a CSV export; `resolve(headers)` maps our fields
+    to the file's columns (several columns are joined with a space)."""
+    text = _read_text(path)
+    if "\x00" in text:
+        raise ChurnwatchError(f"{path}: holds binary data, not a CSV. Export it again as CSV.")
+    reader = _sniff_reader(text)
+    headers = [h for h in (reader.fieldnames or []) if h is not None]
+    if not headers:
+        raise ChurnwatchError(f"{path}: the file is empty; expected a CSV with a header line.")
+    columns = resolve(headers)
+    raw_rows = []
+    for record in reader:
+        raw = {ours: " ".join((record.get(c) or "").strip() for c in cols).strip() for ours, cols in columns.items()}
+        raw_rows.append((reader.line_num, raw))
+    return raw_rows
+
+
 def read_export(path, kind: str, column_map: dict[str, str] | None = None, preset: str | None = None,
                 date_order: str | None = None, locale: str | None = None, today: date | None = None) -> ExportRows:
     """The normalised rows of a CRM export, its bad rows and warnings, the date order and decimal
@@ -476,18 +494,7 @@ def read_export(path, kind: str, column_map: dict[str, str] | None = None, prese
     if date_order is not None and date_order not in DATE_ORDERS:
         raise ChurnwatchError(f"date order {date_order!r}: use one of {', '.join(DATE_ORDERS)}.")
     locale = check_locale(locale)
-    text = _read_text(path)
-    if "\x00" in text:
-        raise ChurnwatchError(f"{path}: holds binary data, not a CSV. Export it again as CSV.")
-    reader = _sniff_reader(text)
-    headers = [h for h in (reader.fieldnames or []) if h is not None]
-    if not headers:
-        raise ChurnwatchError(f"{path}: the file is empty; expected a CSV with a header line.")
-    columns = resolve_columns(headers, kind, column_map, preset, path)
-    raw_rows = []
-    for record in reader:
-        raw = {ours: " ".join((record.get(c) or "").strip() for c in cols).strip() for ours, cols in columns.items()}
-        raw_rows.append((reader.line_num, raw))
+    raw_rows = read_raw_rows(path, lambda headers: resolve_columns(headers, kind, column_map, preset, path))
     if date_order is None:
         values = [r[f] for _, r in raw_rows for f in DATE_FIELDS if r.get(f)]
         date_order = decide_date_order(values, path, "")

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from pipeline import store
+from pipeline.coach.references import METRICS
 from pipeline.web import auth, charts
 from pipeline.web.i18n import Translator
 from pipeline.web.pages.common import page_caller, render, require
@@ -34,20 +35,9 @@ ROLES = ("coach", "manager", "admin")
 CHARTED = ("talk_ratio_rep", "longest_monologue_s", "questions_rep", "patience_s", "interactivity_per_min")
 TREND_DEFAULT = "talk_ratio_rep"
 
-# metric key -> (label, unit) as msgids; a metric not listed here is shown with the library's words
-LABELS = {
-    "talk_ratio_rep": ("rep talk ratio", "%"),
-    "longest_monologue_s": ("longest rep monologue", "s"),
-    "longest_customer_story_s": ("longest customer story", "s"),
-    "questions_rep": ("rep questions per call", "questions"),
-    "questions_rep_per_hour": ("rep questions per hour", "questions/h"),
-    "interactivity_per_min": ("speaker switches per minute", "switches/min"),
-    "patience_s": ("patience (pause before rep answers)", "s"),
-    "wpm_rep": ("rep speaking pace", "words/min"),
-    "wpm_customer": ("customer speaking pace", "words/min"),
-    "filler_rate_rep": ("rep filler rate", "fillers/100 words"),
-    "overlap_s": ("overlap (dual-channel)", "s"),
-}
+# metric key -> (label, unit) as msgids (the coach library's own table); a metric not listed there
+# is shown with the library's words
+LABELS = METRICS
 
 
 def coach_nlp(request: Request, calls) -> object | None:

@@ -209,15 +209,22 @@ def _bank_lines(request: Request, rule) -> list[editing.Line]:
     return [ln for ln in cached[1] if ln.lang in langs]
 
 
-@router.post("/rules/{name}/preview")
-async def rule_preview(name: str, request: Request):
+async def _posted_draft(request: Request, name: str):
+    """The editor who posted, the form, their translator, the rule's file and saved rule, and the
+    draft the form makes of it (preview and save read a post the same way)."""
     who = page_caller(request)
     require(who, *EDITORS)
     form = await request.form()
     check_csrf(request, who, form)
     t = Translator(who.lang)
-    _, rule = _find(_pack(request), name, t)
+    path, rule = _find(_pack(request), name, t)
     draft = editing.make_draft(rule, {k: v for k, v in form.items() if isinstance(v, str)})
+    return who, form, t, path, rule, draft
+
+
+@router.post("/rules/{name}/preview")
+async def rule_preview(name: str, request: Request):
+    who, form, t, _, rule, draft = await _posted_draft(request, name)
     if draft.rule is None:
         return render(request, who, "rule_preview.html", fragment=True, preview=None, errors=draft.errors)
     try:
@@ -241,13 +248,7 @@ def _write(path: Path, text: str) -> None:
 
 @router.post("/rules/{name}")
 async def rule_save(name: str, request: Request):
-    who = page_caller(request)
-    require(who, *EDITORS)
-    form = await request.form()
-    check_csrf(request, who, form)
-    t = Translator(who.lang)
-    path, rule = _find(_pack(request), name, t)
-    draft = editing.make_draft(rule, {k: v for k, v in form.items() if isinstance(v, str)})
+    who, form, t, path, rule, draft = await _posted_draft(request, name)
     message = form_text(form, "message")
     if not message:
         draft.errors["message"] = t("Say in a few words what you changed and why.")
