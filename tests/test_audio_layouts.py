@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -163,6 +164,14 @@ def test_an_8khz_german_call_is_detected_as_german(asr, tmp_path):
         assert tr.detect_language(asr, tr._first_speech(tracks, regions, 90.0)) == "de", layout
 
 
+FUNCTION_WORDS = {
+    "de": {"der", "die", "das", "den", "dem", "und", "ist", "sind", "nicht", "mit", "ein", "eine", "einem",
+           "einen", "wir", "sie", "es", "zu", "von", "auf", "für", "noch", "sehr", "mal", "über", "als"},
+    "ro": {"nu", "și", "si", "un", "o", "cu", "de", "la", "în", "pe", "mai", "este", "am", "vom", "au", "fost",
+           "despre", "ori", "alt", "anul", "că", "ca"},
+}
+
+
 @pytest.mark.parametrize("lang", sorted(PHONE))
 def test_phone_audio_in_each_language_is_transcribed_in_it(asr, lang):
     truth = PHONE[lang]
@@ -173,9 +182,15 @@ def test_phone_audio_in_each_language_is_transcribed_in_it(asr, lang):
     assert words >= 0.3 * len(truth["text"].split()), text  # a real transcript, not a stray line
     if lang == "ko":
         assert sum("\uac00" <= c <= "\ud7a3" for c in text) >= 10, text  # Hangul, not a translation
+    elif lang == "en":
+        assert "contract" in text, text
     else:
-        key = {"en": "contract", "de": "anbieter", "ro": "contract"}[lang]
-        assert key in text, text
+        # base on a synthetic voice in the telephone band gets many German and Romanian content
+        # words wrong (and which, when a window falls back to sampling, depends on the run), so
+        # the check is the language itself: its function words, none of which an English
+        # translation would contain.
+        found = set(re.findall(r"[\w-]+", text)) & FUNCTION_WORDS[lang]
+        assert len(found) >= 3, (found, text)
 
 
 @pytest.mark.parametrize("lang", ["en", "ro", "ko"])

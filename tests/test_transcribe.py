@@ -268,3 +268,22 @@ def test_numpy_minilm_matches_sentence_transformers():
     b = reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     assert a.shape == b.shape == (4, 384)
     assert np.abs(a - b).max() < 1e-5
+
+
+@pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
+def test_sampling_at_a_fallback_temperature_is_seeded(engine):
+    """A window that falls back to sampling gives the same words from two freshly loaded models
+    (unseeded, each load drew its own random state and the words differed)."""
+    from pipeline.speech.transcribe import _run_engine
+
+    if not (MODELS / "whisper" / "tiny.en" / "ct2" / "model.bin").is_file():
+        pytest.skip(f"tiny.en is not installed in {MODELS}; run: churnwatch models install tiny.en")
+    x = audio.decode(MONO)[0, : 20 * 16000]
+    options = TranscribeOptions(engine=engine, language="en", threads=1)
+    texts = [" ".join(s["text"] for s in _run_engine(load_asr(options, MODELS), "tiny.en", x, "en", options,
+                                                      temperatures=(1.0,)))
+             for _ in range(2)]
+    assert texts[0] and texts[0] == texts[1]
+    other = TranscribeOptions(engine=engine, language="en", threads=1, seed=7)
+    assert " ".join(s["text"] for s in _run_engine(load_asr(other, MODELS), "tiny.en", x, "en", other,
+                                                    temperatures=(1.0,))) != texts[0]

@@ -80,6 +80,12 @@ class TranscribeOptions:
     condition_on_previous_text: bool = False
     # Temperatures tried in turn when a window fails the thresholds below.
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    # Seed of the sampling at temperatures above 0. Unseeded, a window that fell back to sampling
+    # came out different from run to run (tests/data/phone_de.8k.wav lost its "Anbieter" one run in
+    # four). openai-whisper is seeded before every decode, so a file always gives the same
+    # transcript; CTranslate2 keeps one generator per decoding thread, seeded when the first model
+    # loads, so a process that transcribes the same files in the same order gives the same words.
+    seed: int = 0
     # Re-decode a window whose gzip compression ratio is above this (repetitive text).
     compression_ratio_threshold: float = 2.4
     # A segment is silence when no_speech_prob > this and avg_logprob < logprob_threshold.
@@ -152,6 +158,9 @@ class ASR:
             from pipeline.weights import manifest as weights
 
             if self.options.engine == "faster-whisper":
+                import ctranslate2
+
+                ctranslate2.set_random_seed(self.options.seed)
                 self.models[name] = weights.load_faster_whisper(
                     name, self.models_dir, threads=self.options.threads,
                     compute_type=self.options.compute_type if name.endswith(".en")
@@ -222,15 +231,17 @@ def _run_engine(asr: ASR, model_name: str, samples: np.ndarray, language: str,
     import whisper
 
     torch.set_num_threads(options.threads)
-    result = whisper.transcribe(
-        model, samples.astype(np.float32), language=lang, temperature=temps,
-        beam_size=options.beam_size if temps[0] == 0 else None,
-        best_of=5 if len(temps) > 1 or temps[0] > 0 else None,
-        compression_ratio_threshold=options.compression_ratio_threshold,
-        logprob_threshold=options.logprob_threshold,
-        no_speech_threshold=options.no_speech_threshold,
-        condition_on_previous_text=options.condition_on_previous_text,
-        word_timestamps=True, fp16=False, verbose=None)
+    with torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's random state
+        torch.manual_seed(options.seed)
+        result = whisper.transcribe(
+            model, samples.astype(np.float32), language=lang, temperature=temps,
+            beam_size=options.beam_size if temps[0] == 0 else None,
+            best_of=5 if len(temps) > 1 or temps[0] > 0 else None,
+            compression_ratio_threshold=options.compression_ratio_threshold,
+            logprob_threshold=options.logprob_threshold,
+            no_speech_threshold=options.no_speech_threshold,
+            condition_on_previous_text=options.condition_on_previous_text,
+            word_timestamps=True, fp16=False, verbose=None)
     return [{"start": s["start"], "end": s["end"], "text": s["text"].strip(),
                  "avg_logprob": s["avg_logprob"], "no_speech_prob": s["no_speech_prob"],
                  "words": [(w["word"].strip(), w["start"], w["end"], w["probability"])
