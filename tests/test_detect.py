@@ -468,3 +468,17 @@ def test_backtest_cli_json(engine, db_url, tmp_path):
     assert result.exit_code == 0, result.output
     rows = {r["rule"]: r for r in json.loads(result.stdout)["rules"]}
     assert rows["t.cancel"]["hit_rate_lost"] == 0.5 and rows["t.price"]["lift"] == 1.5
+
+
+def test_pipelines_load_a_language_with_its_first_utterance(keyword_pack):
+    """ingest's spaCy pipelines: an English call loads English only; a German line then loads German."""
+    from pipeline.cues.languages import Pipelines
+
+    lazy = Pipelines(["en", "de", "ro", "ko"])
+    assert "de" in lazy and lazy.loaded() == []
+    english = detect_text("We will not renew the contract next year.", keyword_pack, lazy)
+    assert {c.label for c in english} == {"cancellation_intent"} and lazy.loaded() == ["en"]
+    german = detect_text("Wir werden den Vertrag nicht verlängern.", keyword_pack, lazy, lang="de")
+    assert {c.label for c in german} == {"cancellation_intent"} and sorted(lazy.loaded()) == ["de", "en"]
+    with pytest.raises(Exception, match="No spaCy pipeline for language 'xx'"):
+        Pipelines(["en", "xx"])

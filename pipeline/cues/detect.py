@@ -276,12 +276,13 @@ def _keyword_pass(utterances, pack, nlp, options, results):
 
     rules = {r.name: r for r in pack.rules if isinstance(r, KeywordRule)}
     for lang in sorted({r.lang for r in rules.values()}):
-        if lang not in nlp:
+        reads = _reader([r for r in rules.values() if r.lang == lang])
+        idx = [i for i, u in enumerate(utterances) if u.lang == lang and reads(u) and u.text.strip()]
+        if lang not in nlp or not idx:  # a language no utterance is in: its pipeline is not even loaded
             continue
-        pipe, reads = nlp[lang], _reader([r for r in rules.values() if r.lang == lang])
+        pipe = nlp[lang]
         comp = compile_rules(pack, pipe, lang)
-        idx = [i for i, u in enumerate(utterances) if u.lang == lang and reads(u)
-               and u.text.strip() and comp.may_match(u.text)]
+        idx = [i for i in idx if comp.may_match(utterances[i].text)]
         if not idx:
             continue
         texts = [utterances[i].text for i in idx]

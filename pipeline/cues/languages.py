@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from pipeline.errors import ChurnwatchError
@@ -113,6 +113,38 @@ def load_nlp(langs: Iterable[str] = LANGS) -> dict:
             )
         pipelines[lang] = nlp
     return pipelines
+
+
+class Pipelines(Mapping):
+    """The spaCy pipelines of `langs` by language code, each loaded the first time it is asked
+    for: an English call does not pay for the German and Romanian lemma tables (1.2 s CPU each).
+    `lang in pipelines` says whether a language is served (without loading it)."""
+
+    def __init__(self, langs: Iterable[str] = LANGS):
+        self.langs = tuple(dict.fromkeys(langs))
+        unknown = [lang for lang in self.langs if lang not in LANGS]
+        if unknown:
+            raise ChurnwatchError(f"No spaCy pipeline for language {unknown[0]!r}. Supported: {', '.join(LANGS)}.")
+        self._loaded: dict = {}
+
+    def __getitem__(self, lang: str):
+        if lang not in self.langs:
+            raise KeyError(lang)
+        if lang not in self._loaded:
+            self._loaded[lang] = load_nlp([lang])[lang]
+        return self._loaded[lang]
+
+    def __contains__(self, lang) -> bool:
+        return lang in self.langs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.langs)
+
+    def __len__(self) -> int:
+        return len(self.langs)
+
+    def loaded(self) -> list[str]:
+        return list(self._loaded)
 
 
 def lemma_table(nlp) -> dict[str, str]:

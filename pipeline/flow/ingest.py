@@ -21,6 +21,8 @@ from pipeline.errors import ChurnwatchError, StorageError
 from pipeline.types import Cue, Transcript
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from spacy.language import Language
 
     from pipeline.cues.detect import LearnedCues
@@ -49,7 +51,7 @@ class Toolkit:
     asr: ASR
     transcribe_options: TranscribeOptions
     pack: RulePack
-    nlp: dict[str, Language]  # language code → spaCy pipeline
+    nlp: Mapping[str, Language]  # language code → spaCy pipeline (pipeline.cues.languages.Pipelines)
     embedder: Embedder | None  # None skips embedding rules
     example_vectors: InMemoryEmbeddingCache  # the rules' examples, encoded once
     redact_options: RedactOptions
@@ -117,7 +119,7 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
     options = transcribe.TranscribeOptions.from_settings(settings)
     asr = transcribe.load_asr(options, settings.models_dir)
     pack = rules.load_pack(settings.rules_dir / "cues")
-    nlp = nlp_mod.load_nlp()
+    nlp = nlp_mod.Pipelines()  # each language's spaCy pipeline loads with its first call
     embedder = None
     example_vectors = embeddings.InMemoryEmbeddingCache()
     embedding_rules = [r for r in pack.rules if r.type == "embedding"]
