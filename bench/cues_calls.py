@@ -1,12 +1,15 @@
 """Cues from audio, end to end: the dev calls transcribed and read by the default rule pack.
 
     python bench/cues_calls.py [--layouts stereo mono] [--out bench/results/cues_calls.json]
+                               [--transcripts /tmp/cw_transcripts]
 
 Each call of ../shared/data/calls_dev is transcribed as ingest does it (faster-whisper; channels
 for the stereo file, diarization for the mono mix), then the pack (keyword + learned rules, as
 ingest runs them) reads the transcript. A labelled customer turn of truth.json is found when a
 cue of its label overlaps it in time; a cue is right when it overlaps a turn carrying its label.
-Prints recall and precision per layout and writes the cues and misses to --out.
+Prints recall and precision per layout and writes every cue (right or wrong, with its rule and
+confidence) and the misses to --out. --transcripts keeps each call's transcript in a folder
+(pickled), so that a re-run after a rule change reads the rules again without the ASR.
 """
 
 from __future__ import annotations
@@ -30,10 +33,27 @@ def overlaps(a0, a1, b0, b1) -> bool:
     return a0 < b1 + SLACK_S and b0 < a1 + SLACK_S
 
 
+def _transcript(audio: Path, asr, options, folder: Path | None):
+    import pickle
+
+    from pipeline.speech.transcribe import transcribe
+
+    if folder is None:
+        return transcribe(audio, asr, options)
+    kept = folder / f"{audio.name}.{options.engine}.{options.model}.pickle"
+    if kept.is_file():
+        return pickle.loads(kept.read_bytes())
+    transcript = transcribe(audio, asr, options)
+    folder.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(pickle.dumps(transcript))
+    return transcript
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layouts", nargs="+", default=["stereo", "mono"], choices=["stereo", "mono"])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cues_calls.json")
+    ap.add_argument("--transcripts", type=Path, default=None, help="folder that keeps the transcripts between runs")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"no dev calls at {SHARED}")
@@ -43,7 +63,7 @@ def main():
     from pipeline.cues.learned import load_learned
     from pipeline.cues.rule_files import KeywordRule, LearnedRule, RulePack, load_pack
     from pipeline.settings import load_settings
-    from pipeline.speech.transcribe import TranscribeOptions, load_asr, transcribe
+    from pipeline.speech.transcribe import TranscribeOptions, load_asr
 
     settings = load_settings()
     pack = load_pack(ROOT / "rules")
@@ -60,7 +80,7 @@ def main():
             truth = json.loads(truth_path.read_text(encoding="utf-8"))
             audio = next(SHARED.glob(truth_path.name.replace(".truth.json", f".{layout}.*")))
             t0 = time.perf_counter()
-            transcript = transcribe(audio, asr, options)
+            transcript = _transcript(audio, asr, options, args.transcripts)
             cues = [c for c in detect(transcript, pack, nlp, learned=learned) if c.speaker == "customer"]
             labelled = [t for t in truth["turns"] if t["speaker"] == "customer" and t["labels"]]
             misses = []
@@ -78,10 +98,12 @@ def main():
                        for t in labelled for label in t["labels"]):
                     right += 1
                 else:
-                    wrong.append({"label": c.label, "quote": c.quote, "rule": c.rule})
+                    wrong.append({"label": c.label, "quote": c.quote, "rule": c.rule, "score": round(c.score, 3)})
             calls.append({"call": truth_path.name.split(".")[0], "language": transcript.language,
                           "seconds": round(time.perf_counter() - t0, 1), "cues": len(cues),
-                          "missed": misses, "wrong": wrong})
+                          "missed": misses, "wrong": wrong,
+                          "all": [{"label": c.label, "quote": c.quote, "rule": c.rule, "score": round(c.score, 3)}
+                                  for c in cues]})
             print(f"{layout} {calls[-1]['call']}: {len(cues)} cues, {len(misses)} missed, {len(wrong)} wrong "
                   f"({calls[-1]['seconds']} s)", flush=True)
         report["layouts"][layout] = {"labelled_cues": truth_n, "found": found, "cues": cues_n, "right": right,

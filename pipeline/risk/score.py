@@ -607,10 +607,17 @@ def score_accounts(session: Session, as_of: date, model: RiskModel) -> list[Risk
         del book
         memo = _Memo()
         results = [score_features(a, as_of, feats.pop(a), model, segments.get(a), memo) for a in ids]
+        # sorted here too: with the collector back on, the sort keys' allocations set off full
+        # collections over the whole heap (14% of the time of 20,000 accounts, seen in cProfile)
+        results.sort(key=_riskiest_first)
     finally:
         if collecting:
             gc.enable()
-    return sorted(results, key=lambda r: (-r.score, r.account_id))
+    return results
+
+
+def _riskiest_first(r: RiskResult) -> tuple[float, str]:
+    return -r.score, r.account_id
 
 
 def save_score(session: Session, result: RiskResult) -> RiskScore:
