@@ -26,7 +26,7 @@ from cdnow_orders import convert
 from pipeline.risk.fit import backtest, load_orders
 
 COLS = ("roc_auc", "pr_auc", "recall_top10", "precision_top10", "recall_top20", "precision_top20",
-        "flag_share_for_85pct", "brier")
+        "flag_share_for_85pct", "flag_share_for_85pct_floor", "brier")
 
 
 def main() -> None:

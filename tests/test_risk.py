@@ -157,6 +157,10 @@ def test_backtest_beats_chance_and_ignores_the_future(tmp_path):
     for key in ("2025-03-31", "2025-06-30"):
         m = r.metrics[key]
         assert m["roc_auc"] > 0.7
+        # the floor is what flagging exactly the lost first would take: ceil(0.85 * lost) accounts
+        lost = round(m["lost_share"] * m["n"])
+        assert m["flag_share_for_85pct_floor"] == round(math.ceil(0.85 * lost) / m["n"], 4)
+        assert m["flag_share_for_85pct_floor"] <= m["flag_share_for_85pct"]
         assert all(date.fromisoformat(c) + timedelta(days=91) <= date.fromisoformat(key) for c in m["train_cutoffs"])
         for b in ("days_since_last_order", "bgnbd"):
             assert {"roc_auc", "pr_auc", "brier", "flag_share_for_85pct"} <= set(r.baselines[b][key])

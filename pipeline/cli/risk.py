@@ -289,7 +289,7 @@ def risk_backtest(
         print_json(result.to_dict())
         return
     cols = ("roc_auc", "pr_auc", "recall_top10", "precision_top10", "recall_top20", "precision_top20",
-            "flag_share_for_85pct", "brier")
+            "flag_share_for_85pct", "flag_share_for_85pct_floor", "brier")
     table = Table(title=f"Backtest of {orders} ({horizon_days}-day horizon; the data ends on {result.data_until})")
     for c in ("cutoff", "scorer", "n", "lost") + cols:
         table.add_column(c, justify="left" if c in ("cutoff", "scorer") else "right")
