@@ -45,3 +45,16 @@ def test_bad_database_url_is_one_line_not_a_traceback():
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "Cannot use database URL" in result.output
+
+
+def test_granting_money_names_an_unknown_email_and_refuses_a_non_coach(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert runner.invoke(app, ["users", "add", "boss@example.com", "--role", "manager", "--db", url]).exit_code == 0
+    for verb in ("grant", "revoke"):
+        result = runner.invoke(app, ["users", verb, "nobody@example.com", "money", "--db", url])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "No user nobody@example.com" in result.output and "users add nobody@example.com" in result.output
+    result = runner.invoke(app, ["users", "grant", "boss@example.com", "money", "--db", url])
+    assert result.exit_code == 1 and "the grant is for coaches" in result.output
+    result = runner.invoke(app, ["users", "grant", "boss@example.com", "salaries", "--db", url])
+    assert result.exit_code == 2 and "money" in result.output  # the valid choice is named

@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -222,13 +223,14 @@ def users_add(
 
 @users_app.command("list")
 def users_list(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Every user with their role and rep."""
+    """Every user with their role, rep and whether they see money figures."""
     from pipeline import store
 
     _, engine = open_store(db)
     with store.session_scope(engine) as session:
         rows = [{"id": u.id, "email": u.email, "role": u.role, "rep": u.rep.name if u.rep else None,
-                 "active": u.active, "has_token": bool(u.token_hash), "created_at": u.created_at.isoformat()}
+                 "active": u.active, "has_token": bool(u.token_hash), "money_granted": u.money_granted,
+                 "created_at": u.created_at.isoformat()}
                 for u in store.list_users(session)]
     if as_json:
         print_json(rows)
@@ -236,11 +238,82 @@ def users_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     if not rows:
         console.print("No users yet. Add one with: churnwatch users add EMAIL --role admin")
         return
-    table = Table("email", "role", "rep", "token", "active")
+    table = Table("email", "role", "rep", "token", "active", "money")
     for r in rows:
+        money = ("granted" if r["money_granted"] else "no") if r["role"] == "coach" else "yes"
         table.add_row(r["email"], r["role"], r["rep"] or "", "yes" if r["has_token"] else "no",
-                      "yes" if r["active"] else "no")
+                      "yes" if r["active"] else "no", money)
     console.print(table)
+
+
+class Grant(str, Enum):
+    """What an admin grants a user beyond their role."""
+
+    money = "money"  # CRM money figures (order values, invoice amounts) for a coach
+
+
+GrantArgument = Annotated[Grant, typer.Argument(
+    help="What: money (order values and invoice amounts, which coaches do not see without it).")]
+
+
+def _cli_actor() -> str | None:
+    """Who ran the command, for the audit trail: the operating system's user name, if it has one."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return None
+
+
+def set_grant(engine, email: str, what: Grant, granted: bool, actor: str | None) -> tuple[str, bool]:
+    """Grant or revoke a coach's money figures; returns (their e-mail, whether anything changed).
+    A change is audited as `user_changed`, which also ends the user's page sessions, as every
+    other user change does."""
+    from sqlalchemy import func, select
+
+    from pipeline import store
+    from pipeline.errors import ChurnwatchError
+
+    with store.session_scope(engine) as session:
+        user = session.scalar(select(store.User).where(func.lower(store.User.email) == email.strip().lower()))
+        if user is None:
+            raise ChurnwatchError(f"No user {email}. Add them with: churnwatch users add {email} --role coach")
+        if user.role != "coach":
+            raise ChurnwatchError(f"{user.email} is a {user.role} and sees the money figures of their accounts "
+                                  "anyway; the grant is for coaches.")
+        if user.money_granted == granted:
+            return user.email, False
+        user.money_granted = granted
+        store.audit(session, "user_changed", actor=actor, target=user.email, client="command line",
+                    change=f"{what.value} {'granted' if granted else 'revoked'}")
+        return user.email, True
+
+
+@users_app.command("grant")
+def users_grant(
+    email: Annotated[str, typer.Argument(help="The coach's e-mail address.")],
+    what: GrantArgument,
+    db: DbOption = None,
+) -> None:
+    """Let a coach see CRM money figures (order values, invoice amounts); signs them out once."""
+    _, engine = open_store(db)
+    email, changed = set_grant(engine, email, what, True, _cli_actor())
+    console.print(f"{email} sees money figures now; signed out of the web pages, they sign in again." if changed
+                  else f"{email} sees money figures already.", highlight=False)
+
+
+@users_app.command("revoke")
+def users_revoke(
+    email: Annotated[str, typer.Argument(help="The coach's e-mail address.")],
+    what: GrantArgument,
+    db: DbOption = None,
+) -> None:
+    """Take a coach's money figures away again; signs them out once."""
+    _, engine = open_store(db)
+    email, changed = set_grant(engine, email, what, False, _cli_actor())
+    console.print(f"{email} no longer sees money figures; signed out of the web pages, they sign in again." if changed
+                  else f"{email} sees no money figures already.", highlight=False)
 
 
 @tokens_app.command("create")

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -307,6 +308,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     token_created_at: Mapped[datetime | None]
     lang: Mapped[str] = mapped_column(String(10), default="en")  # language of the web pages: en | de
+    # an admin's grant: this coach may see CRM money figures (managers, admins and reps always do)
+    money_granted: Mapped[bool] = mapped_column(default=False, server_default=false())
     rep: Mapped[Rep | None] = relationship()
 
 

@@ -6,6 +6,11 @@ Reps see and upload for the accounts of their own book (`Account.rep_id`), manag
 everything; coaches read every call and job (they coach all reps) but upload nothing. The checks
 are applied in the queries (`visible_accounts`), so a rep asking for another rep's job gets the
 same answer as for one that does not exist.
+
+CRM money figures (order values, invoice amounts) follow the same book: managers and admins see
+them for every account, reps for the accounts of their own book; coaches coach talk, not
+accounts, and see them only when an admin granted it (`User.money_granted`, set with
+`churnwatch users grant EMAIL money` or on the users page).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pipeline.web import sessions
 
 SEE_ALL = ("manager", "admin", "coach")
 UPLOAD_ANY = ("manager", "admin")
+MONEY_ALWAYS = ("manager", "admin", "rep")  # a rep only reaches the accounts of their book
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Caller:
     rep_name: str | None
     lang: str = "en"
     csrf: str | None = None  # set when the caller came with a session cookie
+    money_granted: bool = False  # an admin's grant of money figures to a coach (User.money_granted)
 
     @property
     def sees_all(self) -> bool:
@@ -38,8 +45,9 @@ class Caller:
 
     @property
     def sees_money(self) -> bool:
-        """Order values and revenue: not for coaches, who coach talk, not accounts."""
-        return self.role != "coach"
+        """Order values and revenue: always for managers, admins and reps (in the accounts they may
+        see at all); for a coach, who coaches talk, not accounts, only when an admin granted it."""
+        return self.role in MONEY_ALWAYS or (self.role == "coach" and self.money_granted)
 
     def may(self, *roles: str) -> bool:
         return self.role in roles
@@ -68,7 +76,7 @@ def _aware(moment):
 
 def _caller(user, csrf: str | None = None) -> Caller:
     return Caller(user.id, user.email, user.role, user.rep_id, user.rep.name if user.rep else None,
-                  user.lang or "en", csrf)
+                  user.lang or "en", csrf, money_granted=user.money_granted)
 
 
 def session_caller(engine, request: Request) -> Caller | None:

@@ -559,6 +559,69 @@ def test_an_admin_sets_a_new_password(client, world, engine):
     assert login(client, EMAILS["maya"], "a brand new secret").status_code == 303
 
 
+def _sees_money(app, browser) -> bool:
+    """Whether the page user signed in on this browser may see money figures, as every page asks."""
+    from starlette.requests import Request
+
+    from pipeline.web import auth, sessions
+
+    cookie = f"{sessions.COOKIE}={browser.cookies.get(sessions.COOKIE)}".encode()
+    request = Request({"type": "http", "method": "GET", "path": "/", "query_string": b"", "app": app,
+                       "headers": [(b"cookie", cookie)]})
+    who = auth.session_caller(app.state.engine, request)
+    assert who is not None, "signed out"
+    return who.sees_money
+
+
+def _next_second() -> None:
+    """Sessions carry their signing time in whole seconds: a change must fall in a later second
+    than the login to end that session."""
+    import time
+
+    time.sleep(1.01 - time.time() % 1)
+
+
+def test_an_admin_grants_a_coach_the_money_figures_and_takes_them_away(client, world, engine, app):
+    from fastapi.testclient import TestClient
+
+    coach_id, maya_id = _user_id(engine, EMAILS["coach"]), _user_id(engine, EMAILS["maya"])
+    csrf = as_user(client, "admin")
+    html = client.get("/users").text
+    coach_row = html.split(f'data-email="{EMAILS["coach"]}"', 1)[1].split("</li>", 1)[0]
+    assert 'data-money="false"' in coach_row and "no money figures" in coach_row
+    assert f'action="/users/{coach_id}/money"' in coach_row and 'name="money" value="on"' in coach_row
+    manager_row = html.split(f'data-email="{EMAILS["manager"]}"', 1)[1].split("</li>", 1)[0]
+    assert "/money" not in manager_row and "money figures" not in manager_row  # managers see them anyway
+    with TestClient(app) as coach:
+        as_user(coach, "coach")
+        assert not _sees_money(app, coach)
+        assert client.post(f"/users/{coach_id}/money", data={"money": "on"}).status_code == 403  # no CSRF token
+        assert not _sees_money(app, coach)
+        _next_second()
+        r = client.post(f"/users/{coach_id}/money", data={"money": "on"}, headers={**HX, "X-CSRF-Token": csrf})
+        assert r.status_code == 200 and "<html" not in r.text
+        assert 'data-money="true"' in r.text and "sees money figures now" in r.text and 'value="off"' in r.text
+        assert coach.get("/coach", follow_redirects=False).status_code == 303  # signed out by the change
+        as_user(coach, "coach")
+        assert _sees_money(app, coach)
+        _next_second()
+        r = client.post(f"/users/{coach_id}/money", data={"money": "off", "csrf": csrf}, follow_redirects=False)
+        assert r.status_code == 303
+        assert coach.get("/coach", follow_redirects=False).status_code == 303
+        as_user(coach, "coach")
+        assert not _sees_money(app, coach)
+    changes = [(a, t, d["change"]) for a, t, d in _audit(engine, "user_changed")]
+    assert changes == [(EMAILS["admin"], EMAILS["coach"], "money revoked"),
+                       (EMAILS["admin"], EMAILS["coach"], "money granted")]  # newest first
+    r = client.post(f"/users/{maya_id}/money", data={"money": "on"}, headers={**HX, "X-CSRF-Token": csrf})
+    assert "Only a coach needs this grant" in r.text and "data-money" not in r.text
+    r = client.post(f"/users/{maya_id}/money", data={"money": "on", "csrf": csrf})
+    assert r.status_code == 400 and "Only a coach needs this grant" in r.text
+    assert len(_audit(engine, "user_changed")) == 2
+    assert client.post(f"/users/{coach_id}/money", data={"money": "yes", "csrf": csrf}).status_code == 400
+    assert client.post("/users/9999/money", data={"money": "on", "csrf": csrf}).status_code == 404
+
+
 # --- German, phones and keyboards ---------------------------------------------------------------
 
 
@@ -583,6 +646,7 @@ def test_the_pages_speak_german_to_a_german_user(client, world, engine):
     as_user(client, "admin")
     users = client.get("/users").text
     assert "Benutzer hinzufügen" in users and "Add a user" not in users
+    assert "Geldbeträge freigeben" in users and "keine Geldbeträge" in users  # the coach's row
 
 
 def _messages(path: Path) -> set[str]:
@@ -631,3 +695,27 @@ def test_every_field_has_a_label_and_the_pages_fit_a_phone(client, world):
                 continue
             assert f'<label for="{field_id}"' in html, (path, field_id)
         assert not re.search(r'<(?:input|select)(?![^>]*type="hidden")(?![^>]*\bid=)[^>]*>', html), path
+
+
+def test_a_granted_coach_sees_the_order_values_on_the_account_page(client, world, engine):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app as cli
+
+    with store.session_scope(engine) as session:
+        session.add(store.CrmEvent(account_id="ACC-1003", kind="order", occurred_on=date.today() - timedelta(days=60),
+                                   amount=4321.5, source_key="test:late:1",
+                                   attributes={"invoice_id": "INV-77", "due_date": (date.today() - timedelta(days=40)).isoformat()}))
+    db = engine.url.render_as_string(hide_password=False)
+    as_user(client, "manager")
+    assert "4,321.50" in client.get("/accounts/ACC-1003").text
+    as_user(client, "coach")
+    assert client.get("/accounts/ACC-1003").status_code == 403
+    assert CliRunner().invoke(cli, ["users", "grant", EMAILS["coach"], "money", "--db", db]).exit_code == 0
+    as_user(client, "coach")
+    page = client.get("/accounts/ACC-1003")
+    assert page.status_code == 200 and "4,321.50" in page.text and "INV-77" in page.text
+    assert 'href="/accounts"' in client.get("/coach").text  # the menu offers the account pages
+    assert CliRunner().invoke(cli, ["users", "revoke", EMAILS["coach"], "money", "--db", db]).exit_code == 0
+    as_user(client, "coach")
+    assert client.get("/accounts/ACC-1003").status_code == 403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -166,3 +167,44 @@ def test_a_queued_upload_is_processed_by_a_worker(client, book, engine, fake_ing
     assert failed["error"] == "the recording: ffmpeg cannot decode this file (not audio)."  # no server path
     assert client.get(f"/api/v1/jobs/{later}", headers=auth(book.maya)).json()["status"] == "done"
     assert worker.run(until_empty=True) == 0  # nothing is retried behind anyone's back
+
+
+def _api_caller(engine, token: str):
+    """The caller of an API request with this token, as every /api route resolves it."""
+    from starlette.requests import Request
+
+    from pipeline.web import auth as web_auth
+
+    request = Request({"type": "http", "method": "GET", "path": "/api/v1/jobs", "query_string": b"",
+                       "headers": [(b"authorization", f"Bearer {token}".encode())]})
+    return web_auth.caller_for(engine, request)
+
+
+def test_a_coach_sees_money_figures_only_while_an_admin_grants_them(client, book, engine):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app as cli
+
+    db = engine.url.render_as_string(hide_password=False)
+    coach = "coach@churnwatch-seller.example.com"
+    run = CliRunner().invoke
+    assert not _api_caller(engine, book.coach).sees_money
+    assert _api_caller(engine, book.maya).sees_money and _api_caller(engine, book.manager).sees_money
+
+    granted = run(cli, ["users", "grant", coach.upper(), "money", "--db", db])
+    assert granted.exit_code == 0, granted.output
+    assert f"{coach} sees money figures now" in granted.output
+    assert _api_caller(engine, book.coach).sees_money  # the same token, at its next request
+    assert client.get("/api/v1/jobs", headers=auth(book.coach)).status_code == 200
+    again = run(cli, ["users", "grant", coach, "money", "--db", db])
+    assert again.exit_code == 0 and "already" in again.output
+    listed = run(cli, ["users", "list", "--json", "--db", db])
+    assert [u["money_granted"] for u in json.loads(listed.stdout) if u["email"] == coach] == [True]
+
+    revoked = run(cli, ["users", "revoke", coach, "money", "--db", db])
+    assert revoked.exit_code == 0 and "no longer sees money figures" in revoked.output
+    assert not _api_caller(engine, book.coach).sees_money
+    with store.session_scope(engine) as session:
+        events = [(e.target, e.client, e.details) for e in store.audit_events(session, action="user_changed")]
+    assert events == [(coach, "command line", {"change": "money revoked"}),
+                      (coach, "command line", {"change": "money granted"})]  # newest first; "already" wrote none

@@ -48,10 +48,16 @@ def latest_scores(session, who: auth.Caller) -> dict[str, store.RiskScore]:
     return out
 
 
+def _require_account_reader(who: auth.Caller) -> None:
+    """Reps, managers and admins read account pages; a coach only with the money grant (the pages
+    are about the CRM book, and without the grant a coach has no business there)."""
+    require(who, "rep", "manager", "admin", *(("coach",) if who.sees_money else ()))
+
+
 @router.get("/accounts")
 def accounts_page(request: Request):
     who = page_caller(request)
-    require(who, "rep", "manager", "admin")
+    _require_account_reader(who)
     with store.session_scope(request.app.state.engine) as session:
         scores = latest_scores(session, who)
         rows = [{"id": a.id, "name": a.name or a.id, "segment": a.segment, "status": a.status,
@@ -76,7 +82,7 @@ def _evidence_view(ev: dict, who: auth.Caller, t: Translator) -> dict:
 @router.get("/accounts/{account_id}")
 def account_page(account_id: str, request: Request):
     who = page_caller(request)
-    require(who, "rep", "manager", "admin")
+    _require_account_reader(who)
     t = Translator(who.lang)
     model = risk_model(request)
     pol, now = policies(request), _now()

@@ -46,6 +46,14 @@ NAV = {
 HOME = {"rep": "/inbox", "manager": "/risk", "coach": "/coach", "admin": "/risk"}
 
 
+def _nav(who) -> list[tuple[str, str]]:
+    """The role's pages; a coach granted the money figures also gets the account pages."""
+    items = NAV.get(who.role, [])
+    if who.role == "coach" and who.sees_money:
+        items = [*items, ("/accounts", "Accounts")]
+    return items
+
+
 class LoginRequired(Exception):
     def __init__(self, next_path: str):
         self.next_path = next_path
@@ -78,7 +86,7 @@ def render(request: Request, who: auth.Caller | None, template: str, *, status_c
     from fastapi.responses import HTMLResponse
 
     t = Translator(lang or (who.lang if who else best_match(request.headers.get("accept-language"))))
-    nav = [(path, t(label)) for path, label in NAV.get(who.role, [])] if who else []
+    nav = [(path, t(label)) for path, label in _nav(who)] if who else []
     types = cue_types(request)
     html = _env.get_template(template).render(
         _=t, t=t, who=who, csrf=who.csrf if who else None, nav=nav, path=request.url.path,

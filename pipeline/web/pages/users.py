@@ -1,8 +1,10 @@
 """Users, for admins: who may sign in, with which role, and when they last did.
 
 An admin adds a user (e-mail, role, the rep's name as in the CRM for a rep, a first password),
-switches a user off or on (off: signed out at their next click, their API token refused), and
-sets a new password. Every change is audited (`user_added`, `user_changed`) with who did it.
+switches a user off or on (off: signed out at their next click, their API token refused), sets a
+new password, and grants a coach the CRM money figures or takes them away again (as `churnwatch
+users grant|revoke EMAIL money` does). Every change is audited (`user_added`, `user_changed`)
+with who did it; a `user_changed` ends the user's page sessions.
 The last login comes from the audit trail. A mistake in the form is shown at its field; the API
 token of a new user is shown once, as `churnwatch users add` prints it.
 """
@@ -33,7 +35,8 @@ def _last_logins(session) -> dict[int, object]:
 
 def _row(user, last_login) -> dict:
     return {"id": user.id, "email": user.email, "role": user.role, "rep": user.rep.name if user.rep else None,
-            "active": user.active, "last_login": last_login, "has_password": bool(user.password_hash)}
+            "active": user.active, "last_login": last_login, "has_password": bool(user.password_hash),
+            "money_granted": user.money_granted}
 
 
 def _rows(session) -> list[dict]:
@@ -175,4 +178,30 @@ async def reset_password(user_id: int, request: Request):
         store.audit(session, "user_changed", user_id=who.id, actor=who.email, target=user.email,
                     change="password reset")
         note = t("New password set for {email}.", email=user.email)
+    return _answer(request, who, user_id, note, {})
+
+
+@router.post("/users/{user_id}/money")
+async def grant_money(user_id: int, request: Request):
+    """Grant a coach the money figures (`money=on`) or take them away (`money=off`)."""
+    who = page_caller(request)
+    require(who, "admin")
+    form = await request.form()
+    check_csrf(request, who, form)
+    t = Translator(who.lang)
+    wanted = form_text(form, "money")
+    if wanted not in ("on", "off"):
+        raise HTTPException(400, t("Say whether to grant or take away the money figures."))
+    with store.session_scope(request.app.state.engine) as session:
+        user = _target(session, user_id, t)
+        coach = user.role == "coach"
+        if coach and user.money_granted != (wanted == "on"):
+            user.money_granted = wanted == "on"
+            store.audit(session, "user_changed", user_id=who.id, actor=who.email, target=user.email,
+                        change="money granted" if user.money_granted else "money revoked")
+        note = (t("{email} sees money figures now.", email=user.email) if user.money_granted
+                else t("{email} no longer sees money figures.", email=user.email))
+    if not coach:
+        return _answer(request, who, user_id, None, {"money": t(
+            "Only a coach needs this grant: everyone else sees the money figures of the accounts they may see.")}, 400)
     return _answer(request, who, user_id, note, {})
