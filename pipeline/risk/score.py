@@ -511,25 +511,29 @@ def _evidence_copy(fv: FeatureValue | None) -> list[dict[str, Any]]:
 
 class _Memo(dict):
     """(factor, raw value) -> the log-odds it adds, remembered across the accounts of a book
-    (factors by identity: the memo lives no longer than the model): many accounts share a value
-    (0 cues, 1 late invoice), and a remembered float is the same float, so no score changes."""
+    (one table per factor, by identity: the memo lives no longer than the model): many accounts
+    share a value (0 cues, 1 late invoice), and a remembered float is the same float, so no score
+    changes."""
 
     def weight_of(self, f: Factor, v: float | None) -> float:
-        key = (id(f), v, v is not None and math.copysign(1.0, v) < 0)  # -0.0 apart from 0.0
-        c = self.get(key)
+        table = self.get(id(f))
+        if table is None:
+            table = self[id(f)] = {}
+        key = v if v is None or v else (v, math.copysign(1.0, v))  # -0.0 apart from 0.0
+        c = table.get(key)
         if c is None:
-            c = self[key] = f.weight * f.x(v)
+            c = table[key] = f.weight * f.x(v)
         return c
 
 
-def _shares_an_event(factors, evidence: dict[str, list[dict[str, Any]]]) -> bool:
-    """Whether two counted evidence items could be one event (then merge_events has work)."""
+def _shares_an_event(fvs) -> bool:
+    """Whether two counted evidence items of the feature values `fvs` (one per factor) could be
+    one event (then merge_events has work)."""
     seen: set[str] = set()
-    n = 0
-    for f in factors:
-        for item in evidence.get(f.feature) or ():
-            if item.get("units") and item["units"] > 0:
-                n += 1
+    for fv in fvs:
+        for item in fv.evidence if fv is not None else ():
+            units = item.get("units")
+            if units and units > 0:
                 for k in event_keys(item):
                     if k in seen:
                         return True
@@ -541,26 +545,31 @@ def score_features(account_id: str, as_of: date, feats: dict[str, FeatureValue],
                    segment: str | None = None, memo: _Memo | None = None) -> RiskResult:
     """Score one account's features with the weights of its segment: merge evidence of one event
     across factors (counted once), then log-odds, score, and score points per factor. `memo`
-    (score_accounts passes one per book) remembers what a factor adds at a value."""
+    (score_accounts passes one per book) remembers what a factor adds at a value. The result's
+    evidence lists are the features' own, copied only where merging annotates them."""
     m = model.for_segment(segment)
     weight_of = (memo if memo is not None else _Memo()).weight_of
+    factors = m.factors
+    fvs = [feats.get(f.feature) for f in factors]
     raw = {name: fv.value for name, fv in feats.items()}
-    evidence = {f.feature: _evidence_copy(feats.get(f.feature)) for f in m.factors}
-    if _shares_an_event(m.factors, evidence):
-        values, merged = merge_events(m.factors, raw, evidence, weight_of)
+    if _shares_an_event(fvs):
+        evidence = {f.feature: _evidence_copy(fv) for f, fv in zip(factors, fvs)}
+        values, merged = merge_events(factors, raw, evidence, weight_of)
     else:  # what merge_events returns when no two items share a key
-        values, merged = raw, []
-    contributions = {"intercept": m.intercept}
-    for f in m.factors:
-        contributions[f.feature] = weight_of(f, values.get(f.feature))
+        evidence, values, merged = None, raw, []
+    points_in = {f.feature: weight_of(f, values.get(f.feature)) for f in factors}
+    contributions = {"intercept": m.intercept, **points_in}
     z = math.fsum(contributions.values())  # = m.log_odds(values)
-    score, base, points = score_points(m.intercept, {k: v for k, v in contributions.items() if k != "intercept"})
+    score, base, points = score_points(m.intercept, points_in)
     info = {}
-    for f in m.factors:
-        fv = feats.get(f.feature)
+    for f, fv in zip(factors, fvs):
         v = values.get(f.feature)
-        info[f.feature] = {"value": v, "note": fv.note if fv is not None else "",
-                           "label": f.label, "evidence": evidence[f.feature]}
+        if evidence is not None:
+            items = evidence[f.feature]
+        else:
+            items = fv.evidence if fv is not None else []
+        info[f.feature] = {"value": v, "note": fv.note if fv is not None else "", "label": f.label,
+                           "evidence": items}
         if v != raw.get(f.feature):
             info[f.feature]["value_before_merge"] = raw.get(f.feature)
     return RiskResult(account_id, as_of, score, z, contributions, score >= m.threshold, m.threshold,
