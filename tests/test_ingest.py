@@ -193,3 +193,36 @@ def test_the_transcript_cache_key_fits_its_column():
     for options in (TranscribeOptions(), TranscribeOptions(language="de", rep_channel="right", batch_size=8)):
         assert len(cache_key(options)) <= width
     assert cache_key(TranscribeOptions(language="de")) != cache_key(TranscribeOptions(language="en"))
+
+
+def test_rule_examples_are_encoded_once_per_install(tmp_path):
+    """A cold process reads the embedding rules' example vectors kept by the one before."""
+    import numpy as np
+
+    from pipeline.cues.embeddings import InMemoryEmbeddingCache, load_embedder
+
+    embedder = load_embedder()
+    encoded = []
+    real = embedder.model.encode
+
+    def counting(texts, **kw):
+        encoded.extend(texts)
+        return real(texts, **kw)
+
+    embedder.model.encode = counting
+    examples = ["we are looking at other vendors", "the invoice is wrong", "we are looking at other vendors"]
+    first, second = InMemoryEmbeddingCache(), InMemoryEmbeddingCache()
+    ingest.encode_examples(examples, embedder, first, tmp_path / "cache")
+    assert sorted(encoded) == sorted(set(examples)) and (tmp_path / "cache" / "examples.all-MiniLM-L6-v2.npz").is_file()
+    ingest.encode_examples(examples, embedder, second, tmp_path / "cache")  # the next process
+    assert len(encoded) == 2  # nothing encoded again
+    a, b = first.get_many(examples, embedder.name), second.get_many(examples, embedder.name)
+    assert set(a) == set(b) == set(examples) and all(np.array_equal(a[t], b[t]) for t in a)
+    ingest.encode_examples(examples + ["a new example"], embedder, InMemoryEmbeddingCache(), tmp_path / "cache")
+    assert encoded[2:] == ["a new example"]
+    # a folder that cannot be written: encoded, not kept, no error
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    cache = InMemoryEmbeddingCache()
+    ingest.encode_examples(examples, embedder, cache, blocked / "cache")
+    assert len(cache.get_many(examples, embedder.name)) == 2

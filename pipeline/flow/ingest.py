@@ -126,7 +126,7 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
     if with_embeddings and embedding_rules:
         embedder = embeddings.load_embedder(name=settings.embedding_model)
         examples = [t for r in embedding_rules for t in (*r.examples, *r.counter_examples)]
-        embeddings.encode(examples, embedder, example_vectors)
+        encode_examples(examples, embedder, example_vectors, settings.models_dir / "cache")
     learned = load_learned(pack, settings.models_dir / "cues")
     return Toolkit(
         asr=asr,
@@ -141,6 +141,40 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
         settings=settings,
         learned=learned,
     )
+
+
+def encode_examples(texts: list[str], embedder, cache, folder: Path) -> None:
+    """Put the vectors of the embedding rules' examples into `cache`, reading those encoded before
+    from folder/examples.<model>.npz (by text hash) and encoding only the rest: a cold process
+    spent 2 s of an 11-second clip's ingest encoding the same examples again. A folder that
+    cannot be written leaves it at encoding them."""
+    import os
+
+    import numpy as np
+
+    from pipeline.cues import embeddings
+
+    path = folder / f"examples.{embedder.name}.npz"
+    kept: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path) as saved:
+            kept = dict(zip(saved["keys"].tolist(), saved["vectors"]))
+    except (OSError, KeyError, ValueError):  # none yet, or unreadable: encode
+        pass
+    found = {t: kept[k] for t in texts if (k := embeddings.text_key(t)) in kept}
+    cache.put_many(found, embedder.name)
+    missing = [t for t in dict.fromkeys(texts) if t not in found]
+    if not missing:
+        return
+    vectors = embeddings.encode(missing, embedder, cache)
+    kept.update(zip((embeddings.text_key(t) for t in missing), vectors))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")  # workers may write at once
+        np.savez(tmp, keys=np.array(list(kept)), vectors=np.stack(list(kept.values())))
+        tmp.replace(path)
+    except OSError:
+        pass
 
 
 def cache_key(options) -> str:
