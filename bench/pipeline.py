@@ -233,6 +233,8 @@ def main() -> int:
     ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     ap.add_argument("--dev-wer", action="store_true", help="WER of the decoding settings on the dev calls")
     ap.add_argument("--clip", action="store_true", help="cold ingest of an 11-second clip of the call")
+    ap.add_argument("--only", action="append", default=None,
+                    help="with --dev-wer: only the settings whose name contains this (repeatable)")
     args = ap.parse_args()
     if args.child_warm:
         print(json.dumps(warm_child(json.loads(args.child_warm))))
@@ -249,7 +251,8 @@ def main() -> int:
               f"(samples/audio {', '.join(PARTS)})", flush=True)
         report: dict = {"call_s": round(duration, 1), "load_before": os.getloadavg()}
         if args.dev_wer:
-            report["dev_wer"] = dev_wer(call, ref, SETTINGS)
+            chosen = [st for st in SETTINGS if not args.only or any(o in st[0] for o in args.only)]
+            report["dev_wer"] = dev_wer(call, ref, chosen)
         elif args.clip:
             clip = tmp / "clip_11s.flac"
             subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(call), "-t", "11", str(clip)],
