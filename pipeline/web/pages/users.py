@@ -91,11 +91,7 @@ def check_new_user(form, t: Translator) -> tuple[dict[str, str], dict[str, str]]
 
 @router.post("/users")
 async def add_user(request: Request):
-    who = page_caller(request)
-    require(who, "admin")
-    form = await request.form()
-    check_csrf(request, who, form)
-    t = Translator(who.lang)
+    who, form, t = await _admin_form(request)
     values, errors = check_new_user(form, t)
     if errors:
         return _page(request, who, status_code=400, errors=errors, values=values)
@@ -135,13 +131,18 @@ def _answer(request: Request, who: auth.Caller, user_id: int, note: str | None, 
     return RedirectResponse("/users", status_code=303)
 
 
-@router.post("/users/{user_id}/active")
-async def switch_user(user_id: int, request: Request):
+async def _admin_form(request: Request):
+    """(caller, posted form, translator) of an admin's form post, its CSRF token checked."""
     who = page_caller(request)
     require(who, "admin")
     form = await request.form()
     check_csrf(request, who, form)
-    t = Translator(who.lang)
+    return who, form, Translator(who.lang)
+
+
+@router.post("/users/{user_id}/active")
+async def switch_user(user_id: int, request: Request):
+    who, form, t = await _admin_form(request)
     wanted = form_text(form, "active")
     if wanted not in ("on", "off"):
         raise HTTPException(400, t("Say whether to switch the user on or off."))
@@ -161,11 +162,7 @@ async def switch_user(user_id: int, request: Request):
 
 @router.post("/users/{user_id}/password")
 async def reset_password(user_id: int, request: Request):
-    who = page_caller(request)
-    require(who, "admin")
-    form = await request.form()
-    check_csrf(request, who, form)
-    t = Translator(who.lang)
+    who, form, t = await _admin_form(request)
     password = form.get("password") if isinstance(form.get("password"), str) else ""
     if len(password) < MIN_PASSWORD:
         with store.session_scope(request.app.state.engine) as session:
@@ -184,11 +181,7 @@ async def reset_password(user_id: int, request: Request):
 @router.post("/users/{user_id}/money")
 async def grant_money(user_id: int, request: Request):
     """Grant a coach the money figures (`money=on`) or take them away (`money=off`)."""
-    who = page_caller(request)
-    require(who, "admin")
-    form = await request.form()
-    check_csrf(request, who, form)
-    t = Translator(who.lang)
+    who, form, t = await _admin_form(request)
     wanted = form_text(form, "money")
     if wanted not in ("on", "off"):
         raise HTTPException(400, t("Say whether to grant or take away the money figures."))
