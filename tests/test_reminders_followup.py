@@ -131,6 +131,19 @@ def test_snooze_days_lands_on_the_start_of_the_working_day(engine, policies):
             remind.snooze_to_day(s, r.id, now, policies, days=0)
 
 
+def test_one_click_snooze_never_brings_a_reminder_forward(engine, policies):
+    with session_scope(engine) as s:
+        (r, _) = cancel_and_callback(s, policies)
+        due = r.due
+        before = due - timedelta(days=3)  # not due yet, afternoon
+        remind.snooze_one_day(s, r.id, before.replace(hour=15), policies)
+        assert r.due > due and r.due.hour == 9 and (r.due.date() - due.date()).days in (1, 2, 3)
+        pushed = r.due
+        later = pushed + timedelta(days=5, hours=6)  # long overdue: the next working day from today
+        remind.snooze_one_day(s, r.id, later, policies)
+        assert r.due.date() > later.date() and r.due.hour == 9 and r.due.weekday() < 5
+
+
 def test_snooze_uses_the_reps_time_zone(engine, tmp_path):
     berlin = with_reps(tmp_path, '    "Nina Forde": {timezone: Europe/Berlin}\n')
     late = datetime(2026, 2, 19, 23, 30, tzinfo=UTC)  # already Friday 00:30 in Berlin

@@ -10,6 +10,7 @@ from pipeline.reminders.followup import (
     record_outcome,
     reminder_to_dict,
     snooze,
+    snooze_one_day,
     snooze_to_day,
     stage,
     sync_crm_attempts,
@@ -28,6 +29,7 @@ from pipeline.reminders.post_call_note import Hint, plain_factor, post_call_hint
 __all__ = [
     "OPEN", "Hint", "Policies", "RiskLike", "complete", "get", "is_overdue", "list_reminders", "load_policies",
     "plain_factor", "plan_after_call", "plan_periodic", "plan_silence", "plan_threshold",
-    "plan_threshold_from_scores", "post_call_hint", "record_outcome", "reminder_to_dict", "snooze", "snooze_to_day", "stage",
+    "plan_threshold_from_scores", "post_call_hint", "record_outcome", "reminder_to_dict", "snooze", "snooze_one_day",
+    "snooze_to_day", "stage",
     "sync_crm_attempts",
 ]

@@ -24,7 +24,7 @@ from pipeline.store import Account, CrmEvent, Reminder, Rep
 
 __all__ = [
     "OPEN", "complete", "counts_from", "get", "is_overdue", "list_reminders", "owner", "record_outcome",
-    "reminder_to_dict", "rep_zone", "snooze", "snooze_to_day", "stage", "sync_crm_attempts",
+    "reminder_to_dict", "rep_zone", "snooze", "snooze_one_day", "snooze_to_day", "stage", "sync_crm_attempts",
 ]
 
 OPEN = ("open", "snoozed")  # statuses that still ask something of the rep
@@ -192,6 +192,15 @@ def snooze_to_day(session: Session, reminder_id: int, now: datetime, policies: P
     if days is not None:
         day = _aware(now).astimezone(zone).date() + timedelta(days=days)
     return snooze(session, reminder_id, _due(policies, day, zone), now)
+
+
+def snooze_one_day(session: Session, reminder_id: int, now: datetime, policies: Policies) -> Reminder:
+    """The inbox's one-click snooze: the start of the working day after the later of the rep's
+    today and the day the reminder falls due, so a snooze never brings a reminder forward."""
+    reminder = get(session, reminder_id)
+    zone = rep_zone(session, policies, reminder.account_id, reminder.rep_id)
+    base = max(_aware(now), _aware(reminder.due)).astimezone(zone).date()
+    return snooze(session, reminder_id, _due(policies, base + timedelta(days=1), zone), now)
 
 
 def dismiss(session: Session, reminder_id: int, now: datetime) -> Reminder:

@@ -1,8 +1,8 @@
 """The rep's inbox: what their last calls raised, and the reminders they still have to act on.
 
 Newest first. Each reminder has three one-click answers: done (the customer was reached),
-snooze (to the start of the next working day in the rep's time zone) and "not relevant"
-(dropped, kept for review). With htmx the clicked row is replaced in place; without JavaScript
+snooze (to the start of the working day after the later of today and its due day, in the
+rep's time zone) and "not relevant" (dropped, kept for review). With htmx the clicked row is replaced in place; without JavaScript
 the form posts and the page reloads. Only reminders of accounts the caller may see are listed or
 changed: another rep's reminder id answers 404, like one that does not exist.
 """
@@ -107,7 +107,7 @@ async def reminder_action(reminder_id: int, action: str, request: Request):
                 followup.complete(session, reminder_id, "reached", now, pol)
                 note = t("Marked done.")
             elif action == "snooze":
-                followup.snooze_to_day(session, reminder_id, now, pol, days=1)
+                followup.snooze_one_day(session, reminder_id, now, pol)
                 note = t("Snoozed to the next working day.")
             else:
                 followup.dismiss(session, reminder_id, now)
