@@ -287,3 +287,37 @@ def test_sampling_at_a_fallback_temperature_is_seeded(engine):
     other = TranscribeOptions(engine=engine, language="en", threads=1, seed=7)
     assert " ".join(s["text"] for s in _run_engine(load_asr(other, MODELS), "tiny.en", x, "en", other,
                                                     temperatures=(1.0,))) != texts[0]
+
+
+def test_split_regions_cuts_at_pauses_into_balanced_groups():
+    from pipeline.speech.transcribe import split_regions
+
+    regions = [(0.0, 20.0), (21.0, 41.0), (42.0, 52.0), (60.0, 90.0), (91.0, 101.0)]  # 90 s of speech
+    groups = split_regions(regions, 2)
+    assert [r for g in groups for r in g] == regions  # every region once, in order, none cut
+    assert [sum(b - a for a, b in g) for g in groups] == [50.0, 40.0]
+    assert len(split_regions(regions, 3)) == 3
+    assert split_regions(regions, 4) == split_regions(regions, 3)  # never a group under 30 s of speech
+    assert split_regions(regions[:2], 2) == [regions[:2]]  # 40 s: too short to split
+    assert split_regions([], 2) == [[]]
+
+
+def test_two_streams_give_the_words_of_one(asr, stereo, tmp_path):
+    """threads=2 decodes the two channels side by side (one model copy each, one thread each): the
+    same words as one stream; a mono call's speech is cut at a pause and comes back whole."""
+    two = load_asr(TranscribeOptions(language="en", threads=2), MODELS)
+    assert two.streams == 2
+    got = transcribe(STEREO, two)
+    assert [(w.word, w.start, w.end) for s in got.segments for w in s.words] == \
+        [(w.word, w.start, w.end) for s in stereo.segments for w in s.words]
+    assert [s.speaker for s in got.segments] == [s.speaker for s in stereo.segments]
+    call = PROJECT_ROOT / "samples" / "audio" / "call_02.mp3"  # mono, 76 s: two pieces of speech
+    one_text = [w.word for s in transcribe(call, asr).segments for w in s.words]
+    both = transcribe(call, two).segments
+    assert len(two.copies) == 1  # stream 1's copy of tiny.en, loaded once
+    starts = [s.start for s in both]
+    assert starts == sorted(starts) and both[-1].end > 60
+    words = [w.word for s in both for w in s.words]
+    import jiwer
+
+    assert jiwer.wer(" ".join(one_text), " ".join(words)) < 0.05

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ class TranscribeOptions:
     language: str | None = None
     # CPU threads for the engine (CTranslate2 intra-op threads / torch threads).
     threads: int = 2
+    # faster-whisper: decodes that run at once, each on its own copy of the model with
+    # threads/streams CPU threads; 0 = one per thread. The two channels of a stereo call (or two
+    # halves of a mono call's speech, cut at a pause) are decoded side by side: tiny.en on the
+    # 5-minute bench call took 21.5 s CPU with one thread and 30.9 s with two (CTranslate2's
+    # intra-op threads wait on each other over such small matrices). A copy of tiny.en int8 is
+    # about 40 MB. openai-whisper decodes one piece at a time.
+    streams: int = 0
     # CTranslate2 compute type. int8 (weights quantised when loaded): 1.9x less CPU than float32
     # with one thread, 5x with two busy threads, on the 2-core AVX2 build machine (bench/pipeline.py).
     compute_type: str = "int8"
@@ -123,8 +131,9 @@ class TranscribeOptions:
             raise ChurnwatchError(
                 f"Unknown rep channel {self.rep_channel!r}. Choose one of: {', '.join(CHANNELS)}."
             )
-        if self.beam_size < 1 or self.threads < 1 or self.chunk_s < 30 or self.batch_size < 0:
-            raise ChurnwatchError("beam_size and threads must be >= 1, batch_size >= 0 and chunk_s >= 30 seconds.")
+        if self.beam_size < 1 or self.threads < 1 or self.chunk_s < 30 or self.batch_size < 0 or self.streams < 0:
+            raise ChurnwatchError("beam_size and threads must be >= 1, batch_size and streams >= 0 and chunk_s "
+                                  ">= 30 seconds.")
         if self.language is not None and not _is_language_code(self.language):
             raise ChurnwatchError(f"Unknown language {self.language!r}: give a language code such as "
                                   f"{', '.join(self.languages or ('en', 'de'))}.")
@@ -143,8 +152,9 @@ class TranscribeOptions:
 class ASR:
     """Loaded models for one engine; create with `load_asr` once and pass to `transcribe`.
 
-    The default model is loaded by `load_asr`; the multilingual model and the speaker encoder
-    are loaded the first time a call needs them, and kept.
+    The default model is loaded by `load_asr`; the multilingual model, the speaker encoder and
+    the copies of a model for parallel streams (`TranscribeOptions.streams`) are loaded the first
+    time a call needs them, and kept.
     """
 
     options: TranscribeOptions
@@ -152,22 +162,38 @@ class ASR:
     models: dict[str, Any] = field(default_factory=dict)
     encoder: Any = None  # resemblyzer VoiceEncoder, for mono calls
     pipelines: dict[str, Any] = field(default_factory=dict)  # faster-whisper batched pipelines
+    copies: dict[tuple[str, int], Any] = field(default_factory=dict)  # (name, stream >= 1): a model's copies
 
-    def model(self, name: str):
-        if name not in self.models:
+    @property
+    def streams(self) -> int:
+        """How many pieces of speech are decoded at once (see `TranscribeOptions.streams`)."""
+        o = self.options
+        if o.engine != "faster-whisper":
+            return 1
+        return max(1, min(o.streams or o.threads, o.threads))
+
+    def model(self, name: str, stream: int = 0):
+        """The loaded model `name`; `stream` > 0 gives that stream's own copy. Each copy is seeded
+        alike when it loads and only ever decodes its own stream's pieces, in order, so a file
+        gives the same words however the streams' threads are scheduled."""
+        loaded = self.models if stream == 0 else self.copies
+        key = name if stream == 0 else (name, stream)
+        if key not in loaded:
             from pipeline.weights import manifest as weights
 
             if self.options.engine == "faster-whisper":
                 import ctranslate2
 
                 ctranslate2.set_random_seed(self.options.seed)
-                self.models[name] = weights.load_faster_whisper(
-                    name, self.models_dir, threads=self.options.threads,
+                loaded[key] = weights.load_faster_whisper(
+                    name, self.models_dir, threads=max(1, self.options.threads // self.streams),
                     compute_type=self.options.compute_type if name.endswith(".en")
                     else self.options.multilingual_compute_type)
+            elif stream == 0:
+                loaded[key] = weights.load_openai_whisper(name, self.models_dir)
             else:
-                self.models[name] = weights.load_openai_whisper(name, self.models_dir)
-        return self.models[name]
+                raise ChurnwatchError("openai-whisper decodes one stream; stream must be 0.")
+        return loaded[key]
 
     def batched(self, name: str):
         """faster-whisper's BatchedInferencePipeline over the loaded model `name` (no copy)."""
@@ -210,9 +236,9 @@ def is_silence(seg: dict, options: TranscribeOptions) -> bool:
 
 
 def _run_engine(asr: ASR, model_name: str, samples: np.ndarray, language: str,
-                options: TranscribeOptions, temperatures=None) -> list[dict]:
+                options: TranscribeOptions, temperatures=None, stream: int = 0) -> list[dict]:
     """Transcribe a mono 16 kHz array; segments as dicts with times relative to the array."""
-    model = asr.model(model_name)
+    model = asr.model(model_name, stream)
     temps = tuple(temperatures or options.temperatures)
     lang = None if asr.english_only(model_name) else language
     if options.engine == "faster-whisper":
@@ -340,12 +366,12 @@ def model_for(asr: ASR, language: str) -> str:
 
 
 def transcribe_audio(samples: np.ndarray, asr: ASR, language: str, channel: int | None = None,
-                     offset: float = 0.0, regions=None) -> list[Segment]:
+                     offset: float = 0.0, regions=None, stream: int = 0) -> list[Segment]:
     """Transcribe a mono 16 kHz array (only its speech `regions`, if given) into Segments.
 
     Times are shifted by `offset` (the array's position in the recording); the guards drop
-    silence and fix repetition loops. Decodes window after window (see `transcribe_tracks`
-    for the batched path).
+    silence and fix repetition loops. Decodes window after window on `stream`'s model (see
+    `transcribe_tracks` for the parallel and the batched paths).
     """
     options = asr.options
     if regions is None:
@@ -355,8 +381,54 @@ def transcribe_audio(samples: np.ndarray, asr: ASR, language: str, channel: int 
         return []
     name = model_for(asr, language)
     out: list[Segment] = []
-    for raw in _run_engine(asr, name, speech, language, options):
-        out += _guarded_segments(raw, asr, name, speech, tmap, language, channel, offset, retry_low=False)
+    for raw in _run_engine(asr, name, speech, language, options, stream=stream):
+        out += _guarded_segments(raw, asr, name, speech, tmap, language, channel, offset, retry_low=False,
+                                 stream=stream)
+    return out
+
+
+def split_regions(regions: list[tuple[float, float]], parts: int,
+                  min_part_s: float = 30.0) -> list[list[tuple[float, float]]]:
+    """Cut a track's speech regions, at pauses between them, into up to `parts` consecutive
+    groups of about equal speech time, none with less than `min_part_s` seconds of it (a short
+    call stays whole: each group starts a fresh 30 s window)."""
+    total = sum(b - a for a, b in regions)
+    parts = max(1, min(parts, int(total // min_part_s)))
+    groups: list[list[tuple[float, float]]] = [[]]
+    done = 0.0
+    for a, b in regions:
+        if groups[-1] and len(groups) < parts and done >= total * len(groups) / parts:
+            groups.append([])
+        groups[-1].append((a, b))
+        done += b - a
+    return groups
+
+
+def _transcribe_parallel(tracks: list[tuple[int | None, np.ndarray]], asr: ASR, language: str,
+                         regions: dict, offset: float) -> dict[int | None, list[Segment]]:
+    """Each track's speech, cut into pieces (`split_regions`) so that there is one per stream
+    where it can, decoded side by side: piece i on stream i mod streams, each stream's pieces in
+    order on its own model copy."""
+    n = asr.streams
+    per_track = max(1, n // max(1, len(tracks)))
+    pieces = [(ch, x, part) for ch, x in tracks for part in split_regions(regions[ch], per_track)]
+    name = model_for(asr, language)
+    used = min(n, len(pieces))
+    for stream in range(used):  # load the copies here, not inside the threads
+        asr.model(name, stream)
+
+    def run(stream: int) -> list[tuple[int, list[Segment]]]:
+        return [(i, transcribe_audio(x, asr, language, channel=ch, offset=offset, regions=part, stream=stream))
+                for i, (ch, x, part) in enumerate(pieces) if i % used == stream]
+
+    if used == 1:
+        done = run(0)
+    else:
+        with ThreadPoolExecutor(max_workers=used, thread_name_prefix="churnwatch-asr") as pool:
+            done = [item for items in pool.map(run, range(used)) for item in items]
+    out: dict[int | None, list[Segment]] = {ch: [] for ch, _ in tracks}
+    for i, segs in sorted(done, key=lambda item: item[0]):  # pieces of a track are in time order
+        out[pieces[i][0]] += segs
     return out
 
 
@@ -365,13 +437,12 @@ def transcribe_tracks(tracks: list[tuple[int | None, np.ndarray]], asr: ASR, lan
     """Transcribe the speech `regions` of each (channel, mono array) track: Segments per channel.
 
     faster-whisper with `batch_size` > 0: the speech of all tracks is cut into pieces of at most
-    30 s (at pauses where it can) and decoded in batches; otherwise track by track, window after
-    window (`transcribe_audio`).
+    30 s (at pauses where it can) and decoded in batches; otherwise window after window, in
+    `ASR.streams` parallel streams (`_transcribe_parallel`).
     """
     options = asr.options
     if options.engine != "faster-whisper" or options.batch_size < 1:
-        return {ch: transcribe_audio(x, asr, language, channel=ch, offset=offset, regions=regions[ch])
-                for ch, x in tracks}
+        return _transcribe_parallel(tracks, asr, language, regions, offset)
     out: dict[int | None, list[Segment]] = {ch: [] for ch, _ in tracks}
     name = model_for(asr, language)
     pieces, clips, base = [], [], 0.0  # pieces: (channel, speech, time map, start in the joined array)
@@ -399,7 +470,7 @@ def transcribe_tracks(tracks: list[tuple[int | None, np.ndarray]], asr: ASR, lan
 
 
 def _guarded_segments(raw: dict, asr: ASR, name: str, speech: np.ndarray, tmap, language: str,
-                      channel: int | None, offset: float, retry_low: bool) -> list[Segment]:
+                      channel: int | None, offset: float, retry_low: bool, stream: int = 0) -> list[Segment]:
     """One decoded segment (times in `speech`) → Segments in file time, one per speech region.
 
     Drops silence; re-decodes a looping segment at higher temperature (and, with `retry_low`, a
@@ -409,9 +480,9 @@ def _guarded_segments(raw: dict, asr: ASR, name: str, speech: np.ndarray, tmap, 
     if is_silence(raw, options):
         return []
     if is_looping(raw["text"], options.compression_ratio_threshold):
-        raw = _redecode(asr, name, speech, raw, language)
+        raw = _redecode(asr, name, speech, raw, language, stream=stream)
     elif retry_low and raw["avg_logprob"] < options.logprob_threshold:
-        raw = _redecode(asr, name, speech, raw, language, temperatures=options.temperatures)
+        raw = _redecode(asr, name, speech, raw, language, temperatures=options.temperatures, stream=stream)
     if raw is None:
         return []
     # one Segment per speech region: a segment never spans a pause between regions
@@ -434,14 +505,15 @@ def _guarded_segments(raw: dict, asr: ASR, name: str, speech: np.ndarray, tmap, 
 
 
 def _redecode(asr: ASR, name: str, speech: np.ndarray, raw: dict, language: str,
-              temperatures=None) -> dict | None:
+              temperatures=None, stream: int = 0) -> dict | None:
     """Re-decode a segment's window one window at a time (by default at the temperatures above 0,
     for a loop); collapse what still loops."""
     options = asr.options
     a, b = int(raw["start"] * audio_mod.SAMPLE_RATE), int(raw["end"] * audio_mod.SAMPLE_RATE)
     again = _run_engine(asr, name, speech[a:b], language,
                         replace(options, condition_on_previous_text=False),
-                        temperatures=temperatures or [t for t in options.temperatures if t > 0] or [0.4])
+                        temperatures=temperatures or [t for t in options.temperatures if t > 0] or [0.4],
+                        stream=stream)
     again = [s for s in again if not is_silence(s, options)]
     if again:
         text = " ".join(s["text"] for s in again)
