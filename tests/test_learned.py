@@ -264,3 +264,28 @@ def test_rules_test_reports_each_rule_on_its_own(tmp_path):
     assert per_rule["cancellation_intent.learned"]["right"] == 1
     assert per_rule["cancellation_intent.learned"]["false_alarms"] == 0
     assert {p["id"]: p["labels"] for p in report["predictions"]}["2"] == []
+
+
+def test_ngram_counts_are_scikit_learns():
+    """The learned model counts n-grams itself (a word's character n-grams worked out once): the
+    same matrices as scikit-learn's CountVectorizer on awkward text in every language."""
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from pipeline.cues.learned import FitOptions, NGrams
+
+    bank = [ex.text for ex in load_bank(ROOT / "rules" / "examples").examples]
+    ngrams = NGrams.fit(bank, FitOptions())
+    texts = bank[:300] + [
+        "", "  ", "a", "I", "ok", "We\tare  LEAVING\n\nyou.", "Kündigung   zum Jahresende!", "Ärger über Ärger",
+        "vrem să reziliem contractul", "계약을 해지하고 싶습니다", "x" * 40, "it's, it's — it's fine",
+        "non\u00a0breaking\u00a0space", "ｆｕｌｌ width", "cancel cancel cancel cancel",
+    ]
+    words = CountVectorizer(ngram_range=(1, 2), vocabulary=ngrams.word_vocab).transform(texts)
+    chars = CountVectorizer(analyzer="char_wb", ngram_range=(2, 5), vocabulary=ngrams.char_vocab).transform(texts)
+    ours = ngrams.counts(texts)
+    again = ngrams.counts(texts)  # the second time from the per-word memo
+    for theirs, mine, memo in zip((words, chars), ours, again):
+        assert mine.shape == theirs.shape and (mine != theirs).nnz == 0 and (memo != theirs).nnz == 0
+        assert np.array_equal(mine.indices, theirs.indices) and np.array_equal(mine.indptr, theirs.indptr)
+    assert chars.nnz > 1000 and words.nnz > 100
