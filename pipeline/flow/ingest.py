@@ -183,7 +183,7 @@ def cache_key(options) -> str:
     import hashlib
 
     key = (f"rep={options.rep_channel};ml={options.multilingual_model};vad={options.vad};beam={options.beam_size}"
-           f";lang={options.language or 'auto'};ct={options.compute_type}/{options.multilingual_compute_type}"
+           f";lang={options.language or 'auto'};ct={options.compute_type}/{options.multilingual_compute_type}/{options.detect_compute_type}"
            f";batch={options.batch_size}")
     return key if len(key) <= 64 else hashlib.sha256(key.encode("utf-8")).hexdigest()
 
