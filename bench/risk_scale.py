@@ -15,6 +15,7 @@ bench/results/risk_scale.json.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import sys
@@ -104,6 +105,8 @@ def main() -> None:
     ap.add_argument("--db", default="/tmp/churnwatch_risk_scale.db")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "risk_scale.json"))
+    ap.add_argument("--no-freeze", action="store_true",
+                    help="leave the results to the cyclic collector, as before `risk score` froze them")
     args = ap.parse_args()
     db = Path(args.db)
     meta = db.with_suffix(".json")
@@ -126,13 +129,23 @@ def main() -> None:
         t1, c1 = time.perf_counter(), time.process_time()
         save_scores(s, results)
         t2 = time.perf_counter()
+        # what `risk score` does next: the collector's permanent generation for the results (else
+        # the first allocations after this pay for walking millions of objects), then more work
+        if not args.no_freeze:
+            gc.freeze()
+        after = [{} for _ in range(200_000)]
+        t3 = time.perf_counter()
+        del after
     merged = sum(1 for r in results if r.merged)
     out = {**sizes, "scored": len(results), "score_and_explain_s": round(t1 - t0, 2),
            "score_and_explain_cpu_s": round(c1 - c0, 2), "save_scores_s": round(t2 - t1, 2),
+           "next_200k_allocations_s": round(t3 - t2, 2), "gc_freeze": not args.no_freeze,
            "flagged": sum(r.flagged for r in results), "accounts_with_merged_events": merged,
            "max_points_sum_error": max(abs(r.base_score + sum(r.points.values()) - r.score) for r in results)}
     print(f"{len(results):,} accounts scored and explained in {out['score_and_explain_s']} s "
-          f"({out['score_and_explain_cpu_s']} s CPU); scores stored in {out['save_scores_s']} s more. "
+          f"({out['score_and_explain_cpu_s']} s CPU); scores stored in {out['save_scores_s']} s more; "
+          f"the next 200,000 allocations {out['next_200k_allocations_s']} s"
+          f"{'' if out['gc_freeze'] else ' (without gc.freeze)'}. "
           f"{out['flagged']:,} flagged, {merged:,} with an event counted once across factors; "
           f"largest |base + points - score| {out['max_points_sum_error']:.1e}.")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -201,8 +201,12 @@ def test_cli_import_score_explain(tmp_path, db_url):
     out = runner.invoke(app, ["crm", "import", str(orders), "--kind", "orders", "--db", db, "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["imported"] == 3
+    import gc
+
+    frozen = gc.get_freeze_count()
     out = runner.invoke(app, ["risk", "score", "--as-of", "2026-03-31", "--db", db, "--json"])
     assert out.exit_code == 0, out.output
+    assert gc.get_freeze_count() == frozen  # the command freezes the heap while it prints, then thaws it
     scores = json.loads(out.stdout)["scores"]
     assert [s["account_id"] for s in scores] == ["A2", "A1"]  # A2 went quiet long ago
     out = runner.invoke(app, ["risk", "explain", "A2", "--as-of", "2026-03-31", "--db", db, "--json"])
