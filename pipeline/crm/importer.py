@@ -39,13 +39,13 @@ from pipeline.crm.presets import (
 from pipeline.errors import ChurnwatchError, CsvRowError
 from pipeline.store import Account, Contact, CrmEvent, Rep
 from pipeline.store.database import storage_failure
+from pipeline.store.lookups import in_chunks
 from pipeline.store.tables import Lead, Opportunity, OpportunityStage
 
 __all__ = ["EVENT_KIND", "ImportReport", "import_csv", "source_key"]
 
 EVENT_KIND = {"orders": "order", "activities": "activity", "support": "support"}
 BATCH_ROWS = 1000  # rows written per batch; a batch the database refuses is retried row by row
-IN_CHUNK = 500  # keys per IN (...) lookup, well under the bound-parameter limits of SQLite and PostgreSQL
 # Fields stored in length-limited columns: checked while reading, so a long value is a bad row
 # with its line instead of a refused batch (PostgreSQL enforces lengths, SQLite does not).
 _LIMITED = {"account_id": Account.id, "name": Account.name, "segment": Account.segment, "rep": Rep.name,
@@ -175,11 +175,6 @@ class _Vanished(Exception):
     """A row that a conflicting insert said was stored, but that the store does not show."""
 
 
-def _chunks(seq: list, size: int = IN_CHUNK):
-    for i in range(0, len(seq), size):
-        yield seq[i:i + size]
-
-
 def _insert_ignoring(session: Session, table, rows: list[dict], returning: tuple[str, ...]) -> list | None:
     """Insert rows, skipping those a unique constraint already holds; the RETURNING rows of those
     written, or None on a database without ON CONFLICT (there a conflict raises)."""
@@ -197,7 +192,7 @@ def _insert_ignoring(session: Session, table, rows: list[dict], returning: tuple
 
 def _load(session: Session, target: _Target, keys: list) -> dict:
     found: dict = {}
-    for chunk in _chunks(list(dict.fromkeys(keys))):
+    for chunk in in_chunks(list(dict.fromkeys(keys))):
         query = target.lookup(chunk).execution_options(populate_existing=True)
         for obj in session.scalars(query):
             found.setdefault(target.key_of(obj), obj)
@@ -255,7 +250,7 @@ def _store(session: Session, target: _Target, items: list[_Item], report: Import
     def count(outcome: str) -> None:
         setattr(report, outcome, getattr(report, outcome) + 1)
 
-    for batch in _chunks(items, BATCH_ROWS):
+    for batch in in_chunks(items, BATCH_ROWS):
         try:
             with session.begin_nested():
                 outcomes = _write(session, target, batch)
@@ -298,7 +293,7 @@ def _before_creation(session: Session, rows: list[tuple[int, dict]], kind: str, 
     if field_of is None or not rows:
         return rows
     created: dict[str, date] = {}
-    for chunk in _chunks(sorted({row["account_id"] for _, row in rows})):
+    for chunk in in_chunks(sorted({row["account_id"] for _, row in rows})):
         created.update((i, c) for i, c in session.execute(
             select(Account.id, Account.created_on).where(Account.id.in_(chunk), Account.created_on.is_not(None))))
     good = []
@@ -315,7 +310,7 @@ def _before_creation(session: Session, rows: list[tuple[int, dict]], kind: str, 
 def _rep_ids(session: Session, names) -> dict[str, int]:
     """Rep name → id, creating the reps not stored yet."""
     def stored(wanted: list[str]) -> dict[str, int]:
-        return {name: rep_id for chunk in _chunks(wanted)
+        return {name: rep_id for chunk in in_chunks(wanted)
                 for name, rep_id in session.execute(select(Rep.name, Rep.id).where(Rep.name.in_(chunk)))}
 
     names = sorted({n for n in names if n})
@@ -331,7 +326,7 @@ def _ensure_accounts(session: Session, account_ids) -> None:
     """A bare account for every id not stored yet (orders may arrive before the accounts file)."""
     ids = sorted(set(account_ids))
     stored: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in in_chunks(ids):
         stored.update(session.scalars(select(Account.id).where(Account.id.in_(chunk))))
     missing = [{"id": i} for i in ids if i not in stored]
     if missing:

@@ -47,6 +47,7 @@ from pipeline.store import (
     UtteranceEmbedding,
     text_sha256,
 )
+from pipeline.store.lookups import in_chunks
 
 __all__ = ["QUOTE_REMOVED", "PurgeReport", "purge", "purge_cutoff"]
 
@@ -54,7 +55,6 @@ PURGED = "purged"
 QUOTE_REMOVED = "[removed]"  # what a purged quote becomes in messages and payloads
 _MIN_QUOTE = 8  # shorter quotes ("ok", "yes") are not searched for in other text
 _MIN_CUT = 12  # the shortest beginning of a quote that counts when a message was cut short
-_CHUNK = 500  # ids per IN (...) clause; SQLite allows a few hundred bound parameters at least
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,10 @@ def purge_cutoff(older_than_days: int, now: datetime | None = None) -> datetime:
     return now - timedelta(days=older_than_days)
 
 
-def _chunks(ids: list[Any]):
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i : i + _CHUNK]
-
-
 def _count(session: Session, model, column, ids: list[Any]) -> int:
     return sum(
         session.scalar(select(func.count()).select_from(model).where(column.in_(chunk))) or 0
-        for chunk in _chunks(ids)
+        for chunk in in_chunks(ids)
     )
 
 
@@ -134,7 +129,7 @@ def purge(
     hashes = [r.audio_sha256 for r in rows]
     texts = {
         text_sha256(t)
-        for chunk in _chunks(ids)
+        for chunk in in_chunks(ids)
         for t in session.scalars(select(Segment.text).where(Segment.call_id.in_(chunk)))
     }
     keys = sorted(texts)
@@ -151,7 +146,7 @@ def purge(
     )
     old_ids = set(session.scalars(select(Call.id).where(old)))
     copies = _scrub_copies(session, old_ids, ids)
-    jobs = [j for chunk in _chunks(sorted(old_ids)) for j in session.scalars(
+    jobs = [j for chunk in in_chunks(sorted(old_ids)) for j in session.scalars(
         select(Job).where(Job.call_id.in_(chunk), or_(Job.result.is_not(None), Job.source == "upload")))]
     jobs = [j for j in jobs if j.result is not None or (j.source == "upload" and Path(j.file_path).exists())]
     report = replace(
@@ -175,7 +170,7 @@ def purge(
         session.flush()
         session.expire_all()
         return report
-    for chunk in _chunks(ids):  # cues first: they point at segments
+    for chunk in in_chunks(ids):  # cues first: they point at segments
         session.execute(
             delete(Cue).where(Cue.call_id.in_(chunk)),
             execution_options={"synchronize_session": False},
@@ -188,9 +183,9 @@ def purge(
             update(Call).where(Call.id.in_(chunk)).values(source=None, status=PURGED),
             execution_options={"synchronize_session": False},
         )
-    for chunk in _chunks(hashes):
+    for chunk in in_chunks(hashes):
         session.execute(delete(TranscriptCache).where(TranscriptCache.audio_sha256.in_(chunk)))
-    for chunk in _chunks(keys):
+    for chunk in in_chunks(keys):
         session.execute(delete(UtteranceEmbedding).where(UtteranceEmbedding.text_sha256.in_(chunk)))
     session.flush()
     session.expire_all()  # loaded Call objects must not keep the removed segments and cues
@@ -247,7 +242,7 @@ def _scrub_copies(session: Session, old_ids: set[int], ids: list[int]) -> dict[A
         select(Feature.id, Feature.evidence).where(Feature.evidence.is_not(None))
     ).all()
     quotes: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in in_chunks(ids):
         quotes.update(session.scalars(select(Cue.quote).where(Cue.call_id.in_(chunk))))
     for _, _, evidence in reminders:
         quotes |= _evidence_quotes(evidence, old_ids)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from pipeline.store.lookups import text_sha256
+from pipeline.store.lookups import in_chunks, text_sha256
 from pipeline.store.tables import UtteranceEmbedding
 
 # Hashes bound per `IN (...)`: under the 999 variables of older SQLite builds. Reading 100,000
@@ -29,7 +29,7 @@ class DbEmbeddingCache:
     def get_many(self, texts: list[str], model: str) -> dict[str, Any]:
         keys = {text_sha256(t): t for t in texts}
         hashes, blobs = [], []
-        for chunk in _chunks(list(keys)):
+        for chunk in in_chunks(list(keys), _CHUNK):
             for sha, blob in self.session.execute(
                 select(UtteranceEmbedding.text_sha256, UtteranceEmbedding.vector).where(
                     UtteranceEmbedding.model == model, UtteranceEmbedding.text_sha256.in_(chunk)
@@ -44,7 +44,7 @@ class DbEmbeddingCache:
 
         keys = {text_sha256(t): t for t in vectors}
         existing = set()
-        for chunk in _chunks(list(keys)):
+        for chunk in in_chunks(list(keys), _CHUNK):
             existing.update(
                 self.session.scalars(
                     select(UtteranceEmbedding.text_sha256).where(
@@ -61,10 +61,6 @@ class DbEmbeddingCache:
         if rows:
             self.session.execute(insert(UtteranceEmbedding), rows)
         self.session.flush()
-
-
-def _chunks(items: list) -> list[list]:
-    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
 def _decode(blobs: list) -> list:

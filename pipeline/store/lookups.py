@@ -62,5 +62,14 @@ def find_account(session: Session, account_id: str, limit: int = 3) -> AccountLo
     return AccountLookup(None, known, closest)
 
 
+IN_CHUNK = 500  # keys per IN (...) clause, well under the bound-parameter limits of SQLite and PostgreSQL
+
+
+def in_chunks(items: list, size: int = IN_CHUNK):
+    """`items` in consecutive slices of at most `size`: one IN (...) query each."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
