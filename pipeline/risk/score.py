@@ -515,10 +515,15 @@ class _Memo(dict):
     share a value (0 cues, 1 late invoice), and a remembered float is the same float, so no score
     changes."""
 
-    def weight_of(self, f: Factor, v: float | None) -> float:
+    def table(self, f: Factor) -> dict:
+        """Factor `f`'s table: value key -> the log-odds it adds."""
         table = self.get(id(f))
         if table is None:
             table = self[id(f)] = {}
+        return table
+
+    def weight_of(self, f: Factor, v: float | None) -> float:
+        table = self.table(f)
         key = v if v is None or v else (v, math.copysign(1.0, v))  # -0.0 apart from 0.0
         c = table.get(key)
         if c is None:
@@ -531,12 +536,7 @@ class _Memo(dict):
         account was a fifth of scoring 100,000 accounts)."""
         out = self.get(("tables", id(m)))
         if out is None:
-            out = self[("tables", id(m))] = []
-            for f in m.factors:
-                table = self.get(id(f))
-                if table is None:
-                    table = self[id(f)] = {}
-                out.append((f, f.feature, table))
+            out = self[("tables", id(m))] = [(f, f.feature, self.table(f)) for f in m.factors]
         return out
 
 

@@ -185,20 +185,25 @@ class ASR:
         loaded = self.models if stream == 0 else self.copies
         key = name if stream == 0 else (name, stream)
         if key not in loaded:
-            from pipeline.weights import manifest as weights
-
             if self.options.engine == "faster-whisper":
-                import ctranslate2
-
-                ctranslate2.set_random_seed(self.options.seed)
-                loaded[key] = weights.load_faster_whisper(
-                    name, self.models_dir, threads=max(1, self.options.threads // self.streams),
-                    compute_type=self._compute_type(name))
+                loaded[key] = self._load_ct2(name, max(1, self.options.threads // self.streams),
+                                             self._compute_type(name))
             elif stream == 0:
+                from pipeline.weights import manifest as weights
+
                 loaded[key] = weights.load_openai_whisper(name, self.models_dir)
             else:
                 raise ChurnwatchError("openai-whisper decodes one stream; stream must be 0.")
         return loaded[key]
+
+    def _load_ct2(self, name: str, threads: int, compute_type: str):
+        """A faster-whisper model, its sampling seeded (`TranscribeOptions.seed`) as it loads."""
+        import ctranslate2
+
+        from pipeline.weights import manifest as weights
+
+        ctranslate2.set_random_seed(self.options.seed)
+        return weights.load_faster_whisper(name, self.models_dir, threads=threads, compute_type=compute_type)
 
     def _compute_type(self, name: str) -> str:
         return self.options.compute_type if name.endswith(".en") else self.options.multilingual_compute_type
@@ -210,13 +215,7 @@ class ASR:
         if o.engine != "faster-whisper" or o.detect_compute_type == self._compute_type(name):
             return self.model(name)
         if (name, "detect") not in self.copies:
-            import ctranslate2
-
-            from pipeline.weights import manifest as weights
-
-            ctranslate2.set_random_seed(o.seed)
-            self.copies[name, "detect"] = weights.load_faster_whisper(
-                name, self.models_dir, threads=o.threads, compute_type=o.detect_compute_type)
+            self.copies[name, "detect"] = self._load_ct2(name, o.threads, o.detect_compute_type)
         return self.copies[name, "detect"]
 
     def batched(self, name: str):
