@@ -81,3 +81,10 @@ class Cue:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def model_input(text: str, context: str | None) -> str:
+    """The text a learned model reads: a short reply is read together with the turn before it.
+    Here, at the bottom, because the store keys cached embeddings and probabilities by it and the
+    privacy purge must find those keys for the calls it deletes."""
+    return f"{context.strip()} || {text.strip()}" if context else text.strip()

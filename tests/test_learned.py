@@ -289,3 +289,55 @@ def test_ngram_counts_are_scikit_learns():
         assert mine.shape == theirs.shape and (mine != theirs).nnz == 0 and (memo != theirs).nnz == 0
         assert np.array_equal(mine.indices, theirs.indices) and np.array_equal(mine.indptr, theirs.indptr)
     assert chars.nnz > 1000 and words.nnz > 100
+
+
+def test_probabilities_are_the_stacked_features_times_the_weights(shipped):
+    """class_probabilities applies the embedding, word and character blocks of the weights one by
+    one: the same numbers as the softmax over one stacked feature matrix (the fitted form)."""
+    import numpy as np
+    from scipy import sparse
+
+    from pipeline.cues.embeddings import encode
+
+    _, _, learned = shipped
+    model = learned.model
+    texts = ["we will cancel at the end of the year", "Kündigung zum Jahresende", "", "thanks, all good"]
+    x = encode(texts, learned.embedder, None)
+    stacked = sparse.hstack([sparse.csr_matrix(x.astype(np.float64)), model.ngrams.transform(texts)]).tocsr()
+    z = np.asarray(stacked @ model.coef.astype(np.float64).T) + model.intercept
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert np.allclose(model.class_probabilities(texts, x), expected, atol=1e-9)
+
+
+def test_a_rescore_reads_the_cached_probabilities_and_skips_only_vetoed_lines(shipped, monkeypatch):
+    """The learned model's probabilities are cached under its version: a second run reads them
+    (a planted value changes the answer), and lines the model vetoes are not keyword-matched,
+    which leaves the cues exactly as matching them would."""
+    import numpy as np
+
+    from pipeline.cues import detect as d
+    from pipeline.cues.embeddings import InMemoryEmbeddingCache
+
+    pack, nlp, learned = shipped
+    bank = load_bank(ROOT / "rules" / "examples").examples
+    utts = [d.Utterance(e.text + " (said again)", "customer" if k % 5 else "rep", e.lang)
+            for k, e in enumerate(bank[::max(1, len(bank) // 200)])]
+
+    def run(cache):
+        return [sorted((c.label, c.rule, c.score) for c in cues)
+                for cues in d.detect_utterances(utts, pack, nlp, cache=cache, learned=learned)]
+
+    cache = InMemoryEmbeddingCache()
+    first = run(cache)
+    assert any(first) and run(cache) == first  # the second run from the cached probabilities
+    with monkeypatch.context() as m:  # nothing skipped: every line keyword-matched, then vetoed
+        m.setattr(d._LearnedScores, "all_vetoed", lambda self, labels: set())
+        assert run(InMemoryEmbeddingCache()) == first
+    # plant "certainly cancellation" for one cue-free line under this model's key
+    model = learned.model
+    quiet = next(i for i, cues in enumerate(first) if not cues and utts[i].speaker == "customer")
+    planted = np.zeros(len(model.classes), np.float32)
+    planted[model.classes.index("cancellation_intent")] = 1.0
+    cache.put_many({utts[quiet].text.strip(): planted}, f"{model.encoder}+learned-{model.version}")
+    assert "cancellation_intent" in {label for label, _, _ in run(cache)[quiet]}

@@ -337,3 +337,27 @@ def test_purge_removes_quotes_left_behind_by_an_earlier_purge(engine):
         report = purge(s, 90, NOW)
     assert report.calls == 0 and report.reminders == 2
     assert OLD_QUOTE not in _everything(engine) and CALLBACK not in _everything(engine)
+
+
+def test_purge_removes_what_a_learned_model_cached_for_the_call(engine):
+    """Learned models read a trimmed line, and a short reply together with the other speaker's
+    turn before it; the embeddings and probabilities cached under those texts go with the call."""
+    from pipeline.types import model_input
+
+    question, reply = "Are you still happy with the service?", "  not really, no "
+    with session_scope(engine) as s:
+        s.add(Account(id="acme", name="Acme"))
+        s.flush()
+        call = _add_call(s, 1, call_date=NOW - timedelta(days=400), text=question)
+        s.scalars(select(Segment).where(Segment.call_id == call.id)).one().speaker = "rep"  # rep asks
+        s.add(Segment(call_id=call.id, idx=1, speaker="customer", start=3.0, end=4.0, text=reply, words=[]))
+        for key, model in ((model_input(reply, None), "m"), (model_input(reply, question), "m"),
+                           (model_input(reply, question), "m+learned-abc")):
+            s.add(UtteranceEmbedding(text_sha256=text_sha256(key), model=model, dim=1, vector=b"\0\0\0\0"))
+        s.add(UtteranceEmbedding(text_sha256=text_sha256("someone else's line"), model="m", dim=1,
+                                 vector=b"\0\0\0\0"))
+    with session_scope(engine) as s:
+        report = purge(s, older_than_days=90, now=NOW)
+    assert report.embeddings == 4  # the question's own row and the reply's three
+    with session_scope(engine) as s:
+        assert s.scalars(select(UtteranceEmbedding.text_sha256)).all() == [text_sha256("someone else's line")]

@@ -423,7 +423,7 @@ def _nearest_examples(text, context, fired, learned, k: int = 3) -> dict[str, li
     """For each cue of a learned rule: the training examples of its label nearest to the utterance."""
     from pipeline.cues.detect import DetectOptions, Utterance, reply_context
     from pipeline.cues.embeddings import encode
-    from pipeline.cues.examples import model_input
+    from pipeline.types import model_input
 
     if learned is None or not fired:
         return {}

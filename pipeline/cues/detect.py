@@ -15,20 +15,25 @@ Keyword fast path, cheapest step first:
 4. only English matches of negation-sensitive rules with a negator in their sentence (outside
    the matched words) go through the parser: tok2vec, tagger and parser, batched, on the same
    Doc; no attribute ruler, no lemmatizer (`is_verb` reads the tags instead).
-Nothing is cached by text: the same utterance twice costs twice.
+With a learned model, its probabilities come first (from the cache where a line was scored by
+the same fitted model before: a rule edit re-scores stored lines without re-reading them), and a
+line the model vetoes for every cue type the keyword rules could give it is never tokenized: its
+keyword cues would be dropped anyway (DetectOptions.confirm_share). Keyword matching itself is
+not cached: the same utterance twice is matched twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from pipeline.cues.embeddings import Embedder, EmbeddingCache, embedding_hits, encode
-from pipeline.cues.examples import model_input
 from pipeline.cues.learned import LearnedModel
 from pipeline.errors import ChurnwatchError
 from pipeline.cues.languages import NEGATORS, compile_rules, uses_stems
 from pipeline.cues.rule_files import EmbeddingRule, KeywordRule, LearnedRule, RulePack
-from pipeline.types import Cue, Transcript
+from pipeline.types import Cue, Transcript, model_input
 
 __all__ = ["DetectOptions", "LearnedCues", "Utterance", "detect", "detect_text", "detect_utterances", "is_verb", "reply_context"]
 
@@ -95,9 +100,7 @@ class LearnedCues:
 # ---- conditions ----------------------------------------------------------------------------
 
 
-def _applies(rule, u: Utterance, lang_ok: bool = True) -> bool:
-    if not lang_ok:
-        return False
+def _applies(rule, u: Utterance) -> bool:
     if rule.speaker != "any" and u.speaker != rule.speaker:
         return False
     if rule.first_minutes is not None and u.start > rule.first_minutes * 60:
@@ -117,6 +120,22 @@ def _reader(rules):
     if "any" in speakers:
         return lambda u: True
     return lambda u: u.speaker in speakers
+
+
+
+def _reads_by_rule(rules, utterances) -> dict[str, list[int]]:
+    """Per rule (of those with `langs`), the indices of the non-empty utterances it reads; rules
+    with the same conditions share one pass over the utterances."""
+    by_conditions: dict[tuple, list[int]] = {}
+    out = {}
+    for r in rules:
+        key = (r.speaker, r.first_minutes, r.last_minutes, r.questions_only, tuple(sorted(r.langs)))
+        if key not in by_conditions:
+            langs = set(r.langs)
+            by_conditions[key] = [i for i, u in enumerate(utterances)
+                                  if u.lang in langs and u.text.strip() and _applies(r, u)]
+        out[r.name] = by_conditions[key]
+    return out
 
 
 def _is_question(u: Utterance) -> bool:
@@ -241,11 +260,13 @@ def detect_utterances(utterances: list[Utterance], pack: RulePack, nlp: dict, em
     """Cues per utterance (same order). Languages without a loaded pipeline skip keyword rules;
     without an `embedder` embedding rules are skipped, without `learned` the learned rules."""
     results: list[list[Cue]] = [[] for _ in utterances]
-    _keyword_pass(utterances, pack, nlp, options, results)
+    scores = _learned_scores(utterances, pack, learned, cache, options) if learned is not None else None
+    _keyword_pass(utterances, pack, nlp, options, results,
+                  scores if scores is not None and options.confirm_share is not None else None)
     if embedder is not None:
         _embedding_pass(utterances, pack, embedder, cache, options, results)
-    if learned is not None:
-        _learned_pass(utterances, pack, learned, cache, options, results)
+    if scores is not None:
+        _learned_cues(utterances, scores, learned, cache, options, results)
     if options.one_cue_per_label:
         for i, cues in enumerate(results):
             best: dict[str, Cue] = {}
@@ -271,13 +292,19 @@ def _match(doc, comp, lowers: set) -> list:
     return hits
 
 
-def _keyword_pass(utterances, pack, nlp, options, results):
+def _keyword_pass(utterances, pack, nlp, options, results, scores=None):
+    """With `scores` (the learned model's, see _LearnedScores), matches of a cue type the model
+    will veto on that utterance are not worked out, and an utterance whose every cue type is
+    vetoed is not even tokenized. The cues that come out are the same."""
     from spacy.attrs import LOWER
 
     rules = {r.name: r for r in pack.rules if isinstance(r, KeywordRule)}
     for lang in sorted({r.lang for r in rules.values()}):
         reads = _reader([r for r in rules.values() if r.lang == lang])
         idx = [i for i, u in enumerate(utterances) if u.lang == lang and reads(u) and u.text.strip()]
+        if scores is not None:
+            dropped = scores.all_vetoed({r.label for r in rules.values() if r.lang == lang})
+            idx = [i for i in idx if i not in dropped]
         if lang not in nlp or not idx:  # a language no utterance is in: its pipeline is not even loaded
             continue
         pipe = nlp[lang]
@@ -295,18 +322,19 @@ def _keyword_pass(utterances, pack, nlp, options, results):
         for i, doc in zip(idx, docs):
             lowers = set(doc.to_array(LOWER).tolist())
             found: dict[str, list] = {}
-            vetoed, present = set(), set()
+            excluded, present = set(), set()
             for match_id, s, e in _match(doc, comp, lowers):
                 name, kind = comp.kinds[match_id]
                 if kind == "excl":
-                    vetoed.add(name)
+                    excluded.add(name)
                 elif kind == "req":
                     present.add(name)
                 else:
                     found.setdefault(name, []).append((s, e))
             found = {n: sorted(set(m)) for n, m in found.items()
-                     if n not in vetoed and (n in present or not rules[n].requires_any)
-                     and _applies(rules[n], utterances[i])}
+                     if n not in excluded and (n in present or not rules[n].requires_any)
+                     and _applies(rules[n], utterances[i])
+                     and (scores is None or not scores.vetoed(i, rules[n].label))}
             if not found:
                 continue
             pending.append((i, doc, found))
@@ -341,17 +369,41 @@ def _keyword_pass(utterances, pack, nlp, options, results):
 
 def _embedding_pass(utterances, pack, embedder, cache, options, results):
     rules = [r for r in pack.rules if isinstance(r, EmbeddingRule)]
-    todo = {r.name: [i for i, u in enumerate(utterances) if u.text.strip()
-                     and _applies(r, u, u.lang in r.langs)] for r in rules}
+    todo = _reads_by_rule(rules, utterances)
     texts = [u.text for u in utterances]
     for i, rule, score, why in embedding_hits(texts, rules, todo, embedder, cache, options.batch_size):
         results[i].append(_cue(rule, utterances[i], score, why))
 
 
-def _learned_pass(utterances, pack, learned: LearnedCues, cache, options, results):
+@dataclass
+class _LearnedScores:
+    """The learned model's probabilities for the utterances its rules read."""
+
+    rules: list  # the pack's learned rules
+    todo: dict  # rule name -> indices of the utterances it reads
+    row: dict  # utterance index -> row of `probs` and `inputs`
+    inputs: list  # what the model read (model_input), per row
+    probs: dict  # cue type -> P per row
+    share_of: dict  # cue type -> the probability below which its other cues are vetoed
+
+    def vetoed(self, i: int, label: str) -> bool:
+        """Whether a keyword or embedding cue of `label` on utterance i is dropped (confirm_share)."""
+        r = self.row.get(i)
+        return r is not None and label in self.share_of and self.probs[label][r] < self.share_of[label]
+
+    def all_vetoed(self, labels: set[str]) -> set[int]:
+        """The utterances on which a cue of any of `labels` would be vetoed."""
+        if not labels or not labels <= set(self.share_of) or not self.row:
+            return set()
+        low = np.logical_and.reduce([self.probs[label] < self.share_of[label] for label in labels])
+        rows = set(np.flatnonzero(low).tolist())
+        return {i for i, r in self.row.items() if r in rows}
+
+
+def _learned_scores(utterances, pack, learned: LearnedCues, cache, options) -> _LearnedScores | None:
     rules = [r for r in pack.rules if isinstance(r, LearnedRule)]
     if not rules:
-        return
+        return None
     model = learned.model
     for rule in rules:
         if rule.model != learned.embedder.name or model.encoder != learned.embedder.name:
@@ -362,30 +414,60 @@ def _learned_pass(utterances, pack, learned: LearnedCues, cache, options, result
             raise ChurnwatchError(
                 f"Rule {rule.name!r} reports {rule.label!r}, which the fitted model was not trained on. "
                 "Add examples to rules/examples/ and refit: churnwatch rules fit")
-    todo = {r.name: [i for i, u in enumerate(utterances) if u.text.strip() and _applies(r, u, u.lang in r.langs)]
-            for r in rules}
+    todo = _reads_by_rule(rules, utterances)
     wanted = sorted({i for ids in todo.values() for i in ids})
     if not wanted:
-        return
+        return None
     inputs = [model_input(utterances[i].text, reply_context(utterances[i], options)) for i in wanted]
-    x = encode(inputs, learned.embedder, cache, options.batch_size)
-    probs = model.probabilities(inputs, x)
-    row = {i: n for n, i in enumerate(wanted)}
+    matrix = learned_probabilities(inputs, learned, cache, options.batch_size)
+    probs = {label: matrix[:, model.classes.index(label)] for label in model.labels}
+    # only cue types the model was trained on: of a type declared since the last fit (budget_freeze)
+    # it knows nothing, so that type's keyword and embedding cues stand on their own
+    share = options.confirm_share or 0.0
+    return _LearnedScores(rules, todo, {i: n for n, i in enumerate(wanted)}, inputs, probs,
+                          {label: share * head["threshold"] for label, head in model.labels.items()})
+
+
+def learned_probabilities(inputs: list[str], learned: LearnedCues, cache: EmbeddingCache | None,
+                          batch_size: int = 256) -> np.ndarray:
+    """P over the model's classes per input (rows as float32), through the cache: a fitted model's
+    probabilities for a line never change, so a rule edit re-scores stored lines without
+    re-reading their n-grams or embeddings. They are kept under the model's version (a refit
+    starts afresh), beside the sentence embeddings."""
+    model = learned.model
+    key = f"{model.encoder}+learned-{model.version}"
+    unique = list(dict.fromkeys(inputs))
+    found = dict(cache.get_many(unique, key)) if cache is not None else {}
+    missing = [t for t in unique if t not in found]
+    if missing:
+        vectors = encode(missing, learned.embedder, cache, batch_size)
+        fresh = dict(zip(missing, model.class_probabilities(missing, vectors).astype(np.float32)))
+        if cache is not None:
+            cache.put_many(fresh, key)
+        found.update(fresh)
+    if not inputs:
+        return np.zeros((0, len(model.classes)), np.float32)
+    return np.stack([np.asarray(found[t], np.float32) for t in inputs])
+
+
+def _learned_cues(utterances, scores: _LearnedScores, learned: LearnedCues, cache, options, results):
+    model = learned.model
     if options.confirm_share is not None:  # veto the other rules' cues the model reads as harmless
-        # only cue types the model was trained on: of a type declared since the last fit (budget_freeze)
-        # it knows nothing, so that type's keyword and embedding cues stand on their own
-        for i in wanted:
-            results[i] = [c for c in results[i] if c.label not in model.labels
-                          or probs[c.label][row[i]] >= options.confirm_share * model.labels[c.label]["threshold"]]
-    for rule in rules:
+        for i in scores.row:
+            if results[i]:
+                results[i] = [c for c in results[i] if not scores.vetoed(i, c.label)]
+    for rule in scores.rules:
         threshold = rule.threshold if rule.threshold is not None else model.labels[rule.label]["threshold"]
-        p = probs[rule.label]
-        for i in todo[rule.name]:
-            if p[row[i]] >= threshold:
-                near = model.nearest(x[row[i]], rule.label, k=1)
-                like = f", like {near[0]['text']!r} ({near[0]['source']})" if near else ""
-                why = f"learned model {model.version}: p={p[row[i]]:.2f} ≥ {threshold:.2f}{like}"
-                results[i].append(_cue(rule, utterances[i], float(p[row[i]]), why))
+        p = scores.probs[rule.label]
+        fired = [i for i in scores.todo[rule.name] if p[scores.row[i]] >= threshold]
+        if not fired:
+            continue
+        # embeddings only for the lines that fired: the nearest training example explains each cue
+        x = encode([scores.inputs[scores.row[i]] for i in fired], learned.embedder, cache, options.batch_size)
+        for i, near in zip(fired, model.nearest_many(x, rule.label, k=1)):
+            like = f", like {near[0]['text']!r} ({near[0]['source']})" if near else ""
+            why = f"learned model {model.version}: p={p[scores.row[i]]:.2f} ≥ {threshold:.2f}{like}"
+            results[i].append(_cue(rule, utterances[i], float(p[scores.row[i]]), why))
 
 
 def reply_context(u: Utterance, options: DetectOptions) -> str | None:

@@ -49,11 +49,6 @@ class Bank:
         return sorted({e.lang for e in self.examples})
 
 
-def model_input(text: str, context: str | None) -> str:
-    """The text a learned model reads: a short reply is read together with the turn before it."""
-    return f"{context.strip()} || {text.strip()}" if context else text.strip()
-
-
 def load_bank(folder: Path, labels: set[str] | None = None) -> Bank:
     """Read every *.txt of the bank; RuleError with file:line on anything malformed.
 

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.cues.embeddings import EmbeddingCache, Embedder, InMemoryEmbeddingCache, encode
-from pipeline.cues.examples import Bank, Example, model_input
+from pipeline.cues.examples import Bank, Example
 from pipeline.errors import ChurnwatchError
+from pipeline.types import model_input
 
 FORMAT = "churnwatch.learned-cues.v2"
 MODEL_FILE = "learned.json"
@@ -92,48 +93,72 @@ class NGrams:
     def counts(self, texts: list[str]):
         """Word and character n-gram counts (two CSR matrices), the counts scikit-learn's
         CountVectorizer gives with these vocabularies (tests/test_learned.py compares them). Counted
-        here because its analyzer rebuilt every word's character n-grams in every line: 60% of the
-        time of re-scoring 100,000 stored lines; a word's columns are now worked out once."""
+        here because its analyzer rebuilt every word's character n-grams in every line (60% of the
+        time of re-scoring 100,000 stored lines). Here a word's n-gram columns are worked out once
+        (`_word_grams`), and the character counts are one sparse product: (texts x distinct words
+        of the batch) times (those words x their n-grams), so Python touches words, not n-grams."""
         from scipy import sparse
 
-        words, chars = self._word_index, self._char_index
-        grams = self._word_grams
+        words, grams = self._word_index, self._word_grams
         if len(grams) > 500_000:  # a bound on the memo for a long-running worker
             grams.clear()
         w_cols: list[int] = []
-        c_cols: list[int] = []
-        w_ptr, c_ptr = [0], [0]
+        w_ptr = [0]
+        local: dict[str, int] = {}  # the batch's distinct whitespace words -> row of `by_word`
+        t_cols: list[int] = []
+        t_ptr = [0]
         for text in texts:
             text = text.lower()
             tokens = _TOKEN.findall(text)
             w_cols += [words[g] for g in tokens if g in words]
             w_cols += [words[g] for g in map(" ".join, zip(tokens, tokens[1:])) if g in words]
             w_ptr.append(len(w_cols))
-            for word in text.split():
-                cols = grams.get(word)
-                if cols is None:
-                    cols = grams[word] = [chars[g] for g in _char_wb_ngrams(word) if g in chars]
-                c_cols += cols
-            c_ptr.append(len(c_cols))
-        out = []
-        for cols, ptr, width in ((w_cols, w_ptr, len(self.word_vocab)), (c_cols, c_ptr, len(self.char_vocab))):
-            m = sparse.csr_matrix((np.ones(len(cols), np.int64), np.asarray(cols, np.int64), np.asarray(ptr)),
-                                  shape=(len(texts), width))
+            t_cols += [local.setdefault(word, len(local)) for word in text.split()]
+            t_ptr.append(len(t_cols))
+        g_cols: list[int] = []
+        g_ptr = [0]
+        for word in local:  # insertion order = row order
+            cols = grams.get(word)
+            if cols is None:
+                cols = grams[word] = self._char_columns(word)
+            g_cols += cols
+            g_ptr.append(len(g_cols))
+
+        def csr(cols, ptr, shape):
+            m = sparse.csr_matrix((np.ones(len(cols), np.int64), np.asarray(cols, np.int64),
+                                   np.asarray(ptr, np.int64)), shape=shape)
             m.sum_duplicates()
+            return m
+
+        word_counts = csr(w_cols, w_ptr, (len(texts), len(self.word_vocab)))
+        per_text = csr(t_cols, t_ptr, (len(texts), len(local)))
+        by_word = csr(g_cols, g_ptr, (len(local), len(self.char_vocab)))
+        char_counts = (per_text @ by_word).tocsr()
+        char_counts.sum_duplicates()
+        char_counts.eliminate_zeros()
+        return [word_counts, char_counts]
+
+    def _char_columns(self, word: str) -> list[int]:
+        chars = self._char_index
+        return [chars[g] for g in _char_wb_ngrams(word) if g in chars]
+
+    def weighted(self, texts: list[str]) -> list:
+        """The word and the character part of the features (two CSR matrices): sublinear tf times
+        idf, each part scaled to unit length per row."""
+        out = []
+        for counts, idf in zip(self.counts(texts), (self.word_idf, self.char_idf)):
+            m = counts.astype(np.float64)
+            rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+            m.data = (1.0 + np.log(m.data)) * idf[m.indices]
+            norms = np.sqrt(np.bincount(rows, weights=m.data * m.data, minlength=m.shape[0]))
+            m.data /= np.maximum(norms, 1e-12)[rows]
             out.append(m)
         return out
 
     def transform(self, texts: list[str]):
         from scipy import sparse
 
-        parts = []
-        for counts, idf in zip(self.counts(texts), (self.word_idf, self.char_idf)):
-            m = counts.astype(np.float64)
-            m.data = 1.0 + np.log(m.data)
-            m = m.multiply(idf).tocsr()
-            norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1))).ravel()
-            parts.append(sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ m)
-        return sparse.hstack(parts).tocsr()
+        return sparse.hstack(self.weighted(texts)).tocsr()
 
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
@@ -167,27 +192,38 @@ class LearnedModel:
 
     def probabilities(self, inputs: list[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
         """P(cue type) per input text (as `model_input` builds it), from its embedding and n-grams."""
-        from scipy import sparse
+        p = self.class_probabilities(inputs, vectors)
+        return {label: p[:, self.classes.index(label)] for label in self.labels}
 
+    def class_probabilities(self, inputs: list[str], vectors: np.ndarray) -> np.ndarray:
+        """P over `classes` ("none" first) per input, one row each. The three blocks of weights
+        (embedding, word, character n-grams) are applied one by one: the same sums as one product
+        over the stacked features, without stacking dense vectors into a sparse matrix."""
         if not len(inputs):
-            return {label: np.zeros(0) for label in self.labels}
-        x = sparse.hstack([sparse.csr_matrix(np.asarray(vectors, np.float64)), self.ngrams.transform(inputs)]).tocsr()
-        z = np.asarray(x @ self.coef.T) + self.intercept
+            return np.zeros((0, len(self.classes)))
+        vectors = np.asarray(vectors, np.float64)
+        coef = self.coef.astype(np.float64)
+        d, nw = vectors.shape[1], len(self.ngrams.word_vocab)
+        word, char = self.ngrams.weighted(inputs)
+        z = vectors @ coef[:, :d].T + word @ coef[:, d:d + nw].T + char @ coef[:, d + nw:].T + self.intercept
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
-        return {label: p[:, self.classes.index(label)] for label in self.labels}
+        return p
 
     def nearest(self, vector: np.ndarray, label: str, k: int = 2) -> list[dict[str, Any]]:
         """The training examples of `label` closest in meaning to one input's embedding."""
-        if self.vectors is None or not len(self.examples):
-            return []
-        idx = self._by_label().get(label, [])
-        if not idx:
-            return []
-        sims = self.vectors[idx] @ vector
-        order = np.argsort(-sims)[:k]
-        return [{**self.examples[idx[j]], "similarity": round(float(sims[j]), 3)} for j in order]
+        return self.nearest_many(np.asarray(vector)[None, :], label, k)[0]
+
+    def nearest_many(self, vectors: np.ndarray, label: str, k: int = 2) -> list[list[dict[str, Any]]]:
+        """`nearest` for each row of `vectors`, in one matrix product."""
+        idx = self._by_label().get(label, []) if self.vectors is not None else []
+        if not idx or not len(vectors):
+            return [[] for _ in range(len(vectors))]
+        sims = np.asarray(vectors, np.float32) @ self.vectors[idx].T  # (inputs, examples of label)
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return [[{**self.examples[idx[j]], "similarity": round(float(row[j]), 3)} for j in top]
+                for row, top in zip(sims, order)]
 
     def _by_label(self) -> dict[str, list[int]]:
         if not hasattr(self, "_index"):

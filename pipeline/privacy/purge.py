@@ -35,6 +35,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import ChurnwatchError
+from pipeline.types import model_input
 from pipeline.store import (
     Call,
     Cue,
@@ -105,6 +106,27 @@ def _count(session: Session, model, column, ids: list[Any]) -> int:
     )
 
 
+def _cached_text_keys(session: Session, call_ids: list[int]) -> set[str]:
+    """The hashes the embedding cache may hold for these calls' lines: each segment's text as
+    stored and as a learned model reads it (trimmed, and a reply after the other speaker's turn
+    as "turn || reply", see pipeline.types.model_input). Cached sentence embeddings and learned
+    probabilities are keyed by those texts, so a purge that missed them would leave words behind."""
+    keys: set[str] = set()
+    for chunk in in_chunks(call_ids):
+        previous = None
+        for row in session.execute(
+            select(Segment.call_id, Segment.speaker, Segment.text)
+            .where(Segment.call_id.in_(chunk))
+            .order_by(Segment.call_id, Segment.idx)
+        ):
+            keys.add(text_sha256(row.text))
+            keys.add(text_sha256(model_input(row.text, None)))
+            if previous is not None and previous.call_id == row.call_id and previous.speaker != row.speaker:
+                keys.add(text_sha256(model_input(row.text, previous.text)))
+            previous = row
+    return keys
+
+
 def purge(
     session: Session, older_than_days: int, now: datetime | None = None, *, dry_run: bool = False
 ) -> PurgeReport:
@@ -127,12 +149,7 @@ def purge(
     ).all()
     ids = [r.id for r in rows]
     hashes = [r.audio_sha256 for r in rows]
-    texts = {
-        text_sha256(t)
-        for chunk in in_chunks(ids)
-        for t in session.scalars(select(Segment.text).where(Segment.call_id.in_(chunk)))
-    }
-    keys = sorted(texts)
+    keys = sorted(_cached_text_keys(session, ids))
     report = PurgeReport(
         cutoff=cutoff,
         dry_run=dry_run,
