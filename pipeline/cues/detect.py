@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.cues.embeddings import Embedder, EmbeddingCache, embedding_hits, encode
+from pipeline.cues.embeddings import Embedder, EmbeddingCache, cached_rows, embedding_hits, encode
 from pipeline.cues.learned import LearnedModel
 from pipeline.errors import ChurnwatchError
 from pipeline.cues.languages import NEGATORS, compile_rules, uses_stems
@@ -120,7 +120,6 @@ def _reader(rules):
     if "any" in speakers:
         return lambda u: True
     return lambda u: u.speaker in speakers
-
 
 
 def _reads_by_rule(rules, utterances) -> dict[str, list[int]]:
@@ -396,8 +395,8 @@ class _LearnedScores:
         if not labels or not labels <= set(self.share_of) or not self.row:
             return set()
         low = np.logical_and.reduce([self.probs[label] < self.share_of[label] for label in labels])
-        rows = set(np.flatnonzero(low).tolist())
-        return {i for i, r in self.row.items() if r in rows}
+        wanted = list(self.row)  # utterance indices in row order
+        return {wanted[r] for r in np.flatnonzero(low)}
 
 
 def _learned_scores(utterances, pack, learned: LearnedCues, cache, options) -> _LearnedScores | None:
@@ -435,19 +434,11 @@ def learned_probabilities(inputs: list[str], learned: LearnedCues, cache: Embedd
     re-reading their n-grams or embeddings. They are kept under the model's version (a refit
     starts afresh), beside the sentence embeddings."""
     model = learned.model
-    key = f"{model.encoder}+learned-{model.version}"
-    unique = list(dict.fromkeys(inputs))
-    found = dict(cache.get_many(unique, key)) if cache is not None else {}
-    missing = [t for t in unique if t not in found]
-    if missing:
-        vectors = encode(missing, learned.embedder, cache, batch_size)
-        fresh = dict(zip(missing, model.class_probabilities(missing, vectors).astype(np.float32)))
-        if cache is not None:
-            cache.put_many(fresh, key)
-        found.update(fresh)
-    if not inputs:
-        return np.zeros((0, len(model.classes)), np.float32)
-    return np.stack([np.asarray(found[t], np.float32) for t in inputs])
+
+    def compute(missing):
+        return model.class_probabilities(missing, encode(missing, learned.embedder, cache, batch_size))
+
+    return cached_rows(inputs, f"{model.encoder}+learned-{model.version}", cache, compute, len(model.classes))
 
 
 def _learned_cues(utterances, scores: _LearnedScores, learned: LearnedCues, cache, options, results):

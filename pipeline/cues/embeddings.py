@@ -82,18 +82,27 @@ def load_embedder(model: Any = None, name: str = "all-MiniLM-L6-v2") -> Embedder
 
 def encode(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None, batch_size=256):
     """Unit vectors for texts, taking what the cache has and encoding (and storing) the rest."""
+    def compute(missing):
+        return embedder.model.encode(missing, batch_size=batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+
+    return cached_rows(texts, embedder.name, cache, compute, width=0)
+
+
+def cached_rows(texts: list[str], key: str, cache: EmbeddingCache | None, compute, width: int):
+    """One float32 row per text: what the cache holds under `key`, `compute(missing texts)` (an
+    array, one row each) for the rest, which are then stored. Each distinct text is looked up and
+    computed once. No texts: an empty (0, width) array."""
     unique = list(dict.fromkeys(texts))
-    found = dict(cache.get_many(unique, embedder.name)) if cache is not None else {}
+    found = dict(cache.get_many(unique, key)) if cache is not None else {}
     missing = [t for t in unique if t not in found]
     if missing:
-        new = embedder.model.encode(missing, batch_size=batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
-        fresh = dict(zip(missing, np.asarray(new, dtype=np.float32)))
+        fresh = dict(zip(missing, np.asarray(compute(missing), dtype=np.float32)))
         if cache is not None:
-            cache.put_many(fresh, embedder.name)
+            cache.put_many(fresh, key)
         found.update(fresh)
     if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
+        return np.zeros((0, width), dtype=np.float32)
     return np.stack([np.asarray(found[t], dtype=np.float32) for t in texts])
 
 
@@ -138,6 +147,7 @@ def embedding_hits(texts: list[str], rules: list[EmbeddingRule], todo: dict[str,
 
 __all__ = [
     "Embedder",
+    "cached_rows",
     "EmbeddingCache",
     "InMemoryEmbeddingCache",
     "embedding_hits",
