@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -194,8 +195,28 @@ def test_phone_audio_in_each_language_is_transcribed_in_it(asr, lang):
 
 
 @pytest.mark.parametrize("lang", ["en", "de", "ro", "ko"])
-def test_phone_audio_language_is_detected(asr, lang):
-    """Detection runs on an int8 copy of the multilingual model: float32 took the German phone
-    call for English."""
+def test_phone_audio_language_is_detected_or_reported_unsure(asr, lang):
+    """Whisper base hardly tells synthetic German on an 8 kHz line from English (de 0.070 / en 0.068
+    on one CPU, en 0.063 / de 0.035 on another): where the scores are that close, detection says it
+    is unsure and the right language is the runner-up; a clear case (English) is sure."""
     t = tr.transcribe(DATA / PHONE[lang]["file"], asr)
-    assert t.language == lang
+    scores = t.language_scores
+    assert list(scores)[0] == t.language and list(scores.values()) == sorted(scores.values(), reverse=True)
+    if lang == "en":
+        assert t.language == "en" and not t.language_unsure, scores
+    else:
+        assert t.language == lang or (t.language_unsure and list(scores)[1] == lang), scores
+
+
+def test_an_unsure_language_is_a_warning_that_names_the_runner_up():
+    from pipeline.flow.ingest import language_warnings
+    from pipeline.types import Transcript
+
+    close = Transcript(language="en", duration=12.0, engine="faster-whisper", model="tiny.en",
+                       language_scores={"en": 0.068, "de": 0.063, "ro": 0.003})
+    [warning] = language_warnings("/calls/phone_de.8k.wav", close)
+    assert warning.startswith("phone_de.8k.wav: ") and "en 7%, de 6%" in warning and "--language de" in warning
+    clear = replace(close, language_scores={"en": 0.2, "de": 0.1})  # twice as likely: sure enough
+    assert not clear.language_unsure and language_warnings("x.wav", clear) == []
+    assert language_warnings("x.wav", replace(close, language_scores=None)) == []  # language given
+    assert Transcript.from_dict(close.to_dict()).language_unsure  # kept in the transcript cache

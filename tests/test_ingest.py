@@ -167,9 +167,10 @@ def test_cli_ingest_json_shape_and_exit_code(tmp_path, use_kit, clips):
     out = json.loads(res.stdout)
     assert [r["file"] for r in out] == [str(clips[0]), str(bad)]
     for r in out:
-        assert set(r) == {"file", "call_id", "status", "error", "cues", "hints"}
+        assert set(r) == {"file", "call_id", "status", "error", "cues", "hints", "warnings"}
     good, broken = out
     assert good["status"] == "ok" and isinstance(good["call_id"], int) and good["error"] is None
+    assert good["warnings"] == []  # an English call: its language is clear
     assert good["cues"] and good["hints"]
     for cue in good["cues"]:
         assert set(cue) == {"label", "rule", "rule_version", "start", "end", "speaker", "quote", "score"}

@@ -200,6 +200,8 @@ def _report_ingest(results, as_json: bool) -> None:
         if r.status == "error":
             err_console.print(f"[red]✗ {name}[/red]: {escape(r.error or '')}", highlight=False)
             continue
+        for warning in r.warnings:
+            err_console.print(f"[yellow]! {escape(warning)}[/yellow]", highlight=False)
         if r.status == "skipped":
             err_console.print(f"[yellow]- {name}[/yellow]: not tried.", highlight=False)
             continue

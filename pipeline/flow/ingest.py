@@ -85,6 +85,7 @@ class IngestResult:
     hints: list[dict[str, Any]] = field(default_factory=list)
     account_id: str | None = None
     score: float | None = None
+    warnings: list[str] = field(default_factory=list)  # stored, but worth a person's look
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +95,7 @@ class IngestResult:
             "error": self.error,
             "cues": self.cues,
             "hints": self.hints,
+            "warnings": self.warnings,
         }
 
 
@@ -313,7 +315,19 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
         for c in analysis.cues
     ]
     result.hints = [{**hint.to_dict(), "text": hint.render()}]
+    result.warnings = language_warnings(analysis.path, transcript)
     return result
+
+
+def language_warnings(path: str, transcript: Transcript) -> list[str]:
+    """A warning where detection could barely tell the call's language from another one."""
+    if not transcript.language_unsure:
+        return []
+    first, second = list(transcript.language_scores.items())[:2]
+    return [f"{Path(path).name}: the language was hard to tell ({first[0]} {first[1]:.0%}, {second[0]} "
+            f"{second[1]:.0%}); it was transcribed as {first[0]!r}. If it is in {second[0]!r}, its "
+            f"transcript and cues are wrong: give the language of such calls when you send them "
+            f"(--language {second[0]}, or the upload's language field)."]
 
 
 def record_rules(session: Session, pack, used: set[tuple[str, int]]) -> None:

@@ -141,6 +141,7 @@ def job_view(job) -> dict[str, Any]:
         "cues": result.get("cues", []),
         "hints": result.get("hints", []),
         "score": result.get("score"),
+        "warnings": result.get("warnings", []),
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
@@ -217,7 +218,8 @@ class Worker:
             first = (str(e).strip().splitlines() or [""])[0][:300]
             return "failed", None, f"Processing stopped on an unexpected error ({type(e).__name__}: {first}).", None
         if res.status == "ok":
-            return "done", res.call_id, None, {"cues": res.cues, "hints": res.hints, "score": res.score}
+            return "done", res.call_id, None, {"cues": res.cues, "hints": res.hints, "score": res.score,
+                                        "warnings": res.warnings}
         if res.status == "duplicate":
             note = f"The same recording is already stored as call {res.call_id}."
             return "duplicate", res.call_id, None, {"note": note}

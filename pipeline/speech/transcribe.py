@@ -43,7 +43,7 @@ from pipeline.speech import diarize as diarize_mod
 from pipeline.errors import AudioError, ChurnwatchError, ModelMissing
 from pipeline.speech.loop_guards import collapse_repetition, is_looping
 from pipeline.settings import CHANNELS, ENGINES
-from pipeline.types import Segment, Transcript, Word
+from pipeline.types import Segment, Transcript, Word, too_close
 
 log = logging.getLogger(__name__)
 
@@ -350,8 +350,32 @@ def clip_spans(bounds: list[float], total: float, max_s: float = 29.5) -> list[t
     return spans
 
 
+@dataclass(frozen=True)
+class LanguageGuess:
+    """What detection found: the chosen language and the averaged scores of the candidates (the
+    team's `languages`, or every language when that is empty), best first."""
+
+    language: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def unsure(self) -> bool:
+        """The runner-up scored within `UNSURE_RATIO` of the winner (see pipeline.types): the
+        model could not tell them apart, and the call may be in the runner-up's language."""
+        return too_close(self.scores)
+
+    @property
+    def runner_up(self) -> str | None:
+        return list(self.scores)[1] if len(self.scores) > 1 else None
+
+
 def detect_language(asr: ASR, samples: np.ndarray) -> str:
-    """Language code of a call's speech (up to `detect_windows` x `detect_window_s` seconds), with
+    """Language code of a call's speech; see `guess_language`."""
+    return guess_language(asr, samples).language
+
+
+def guess_language(asr: ASR, samples: np.ndarray) -> LanguageGuess:
+    """The language of a call's speech (up to `detect_windows` x `detect_window_s` seconds), with
     the multilingual model when needed: the probabilities of successive windows are averaged until
     one of `languages` clearly leads."""
     options = asr.options
@@ -365,7 +389,7 @@ def detect_language(asr: ASR, samples: np.ndarray) -> str:
         except ModelMissing:
             log.warning("Multilingual model %r is not installed: assuming English. Install it "
                         "with `churnwatch models install %s` to detect languages.", name, name)
-            return "en"
+            return LanguageGuess("en")
     model = asr.detector(name)
     window = int(options.detect_window_s * audio_mod.SAMPLE_RATE)
     total: dict[str, float] = {}
@@ -383,7 +407,7 @@ def detect_language(asr: ASR, samples: np.ndarray) -> str:
         best, second = ranked[0][1], ranked[1][1] if len(ranked) > 1 else 0.0
         if n >= options.detect_windows or (best >= 0.5 and best >= 3 * second):
             break
-    return ranked[0][0]
+    return LanguageGuess(ranked[0][0], {k: round(float(v), 4) for k, v in ranked[:4]})
 
 
 def _language_probs(model, clip: np.ndarray, engine: str) -> dict[str, float]:
@@ -595,6 +619,7 @@ def transcribe(path: Path, asr: ASR, options: TranscribeOptions | None = None) -
             "rep on one channel and the customer on the other. Keep the two channels that carry them, "
             f"e.g. ffmpeg -i {path.name} -af \"pan=stereo|c0=c0|c1=c1\" call.flac (channels 1 and 2).")
     layout, language = None, options.language
+    guess: LanguageGuess | None = None
     segments: list[Segment] = []
     windows = diarize_mod.Windows.empty()
     duration, speech_s, loud = 0.0, 0.0, False
@@ -614,7 +639,8 @@ def transcribe(path: Path, asr: ASR, options: TranscribeOptions | None = None) -
         speech_s += sum(b - a for rs in regions.values() for a, b in rs)
         if language is None:
             seconds = options.detect_window_s * options.detect_windows
-            language = detect_language(asr, _first_speech(tracks, regions, seconds))
+            guess = guess_language(asr, _first_speech(tracks, regions, seconds))
+            language = guess.language
         by_channel = transcribe_tracks(tracks, asr, language, regions, offset=offset)
         for ch, x in tracks:
             segs = by_channel[ch]
@@ -640,7 +666,8 @@ def transcribe(path: Path, asr: ASR, options: TranscribeOptions | None = None) -
     segments = merge_turns(segments, options.merge_gap_s, options.max_turn_s)
     return Transcript(language=language or "en", duration=round(duration, 3),
                       engine=options.engine, model=model_for(asr, language or "en"),
-                      segments=segments, channel_layout=layout or "mono")
+                      segments=segments, channel_layout=layout or "mono",
+                      language_scores=guess.scores if guess and guess.scores else None)
 
 
 def check_plausible(path: Path, segments: list[Segment], speech_s: float, language: str,

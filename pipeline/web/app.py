@@ -211,6 +211,7 @@ def create_app(settings, engine, *, config: WebConfig | None = None) -> FastAPI:
                 "cues": [{"label": c.label, "start": c.start, "end": c.end, "quote": c.quote, "rule": c.rule_name,
                           "rule_version": c.rule_version, "confidence": c.score} for c in call.cues],
                 "hints": (job.result or {}).get("hints", []) if job is not None else [],
+                "warnings": (job.result or {}).get("warnings", []) if job is not None else [],
                 "risk": ({"score": risk.score, "threshold": risk.threshold, "as_of": risk.as_of.isoformat(),
                           "contributions": risk.contributions} if risk is not None else None),
             }

@@ -42,6 +42,7 @@ def test_an_upload_becomes_a_stored_call_with_cues_and_a_hint(client, book, engi
     assert call["segments"] and {s["speaker"] for s in call["segments"]} <= {"rep", "customer"}
     assert call["cues"][0]["rule"] and call["cues"][0]["rule_version"] >= 1
     assert call["risk"]["score"] >= 0 and call["hints"] == job["hints"]
+    assert job["warnings"] == call["warnings"] == []  # English, clearly
     assert client.get(f"/api/v1/calls/{job['call_id']}", headers=auth(book.callum)).status_code == 404
 
     again = upload(client, book.maya, data=data, name="copy.ogg", account_id="ACC-1003", external_id="other-id")
