@@ -52,6 +52,8 @@ RESULTS = ROOT / "bench" / "results" / "pipeline.json"
 SETTINGS = [
     ("float32, one window at a time, beam 5 (before)", {"compute_type": "float32", "batch_size": 0, "beam_size": 5}),
     ("int8, one window at a time, beam 5 (default)", {"compute_type": "int8", "batch_size": 0, "beam_size": 5}),
+    ("int8, one window at a time, beam 4", {"compute_type": "int8", "batch_size": 0, "beam_size": 4}),
+    ("int8, one window at a time, beam 3", {"compute_type": "int8", "batch_size": 0, "beam_size": 3}),
     ("int8, one window at a time, beam 2", {"compute_type": "int8", "batch_size": 0, "beam_size": 2}),
     ("int8, one window at a time, beam 1 (greedy)", {"compute_type": "int8", "batch_size": 0, "beam_size": 1}),
     ("int8, batched 8, beam 5", {"compute_type": "int8", "batch_size": 8, "beam_size": 5}),
