@@ -54,6 +54,7 @@ def add_call(session: Session, *, audio_sha256: str, source: str, account: Accou
         call_date=call_date,
         duration=transcript.duration,
         language=transcript.language,
+        language_scores=transcript.language_scores,
         channel_layout=transcript.channel_layout,
         engine=transcript.engine,
         model=transcript.model,

@@ -97,6 +97,8 @@ class Call(Base):
     call_date: Mapped[datetime | None]
     duration: Mapped[float | None] = mapped_column(Float)
     language: Mapped[str | None] = mapped_column(String(10))
+    # detection's scores of the likeliest languages, best first (None where the language was given)
+    language_scores: Mapped[dict[str, Any] | None]
     channel_layout: Mapped[str | None] = mapped_column(String(10))  # stereo | mono
     engine: Mapped[str | None] = mapped_column(String(40))
     model: Mapped[str | None] = mapped_column(String(100))

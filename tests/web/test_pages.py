@@ -191,6 +191,18 @@ def test_call_page_highlights_every_cue_with_label_rule_and_confidence(web, worl
     assert '<audio id="player"' in page and f'src="/calls/{world.maya_call}/audio"' in page
 
 
+def test_call_page_says_when_the_language_was_a_close_call(web, world, engine):
+    with store.session_scope(engine) as session:
+        session.get(store.Call, world.maya_call).language_scores = {"en": 0.07, "de": 0.065, "ro": 0.003}
+    page = signed_in(web, "maya").get(f"/calls/{world.maya_call}").text
+    assert 'data-language-unsure="de"' in page and "the call may be in de" in page
+    web.post("/settings/language", data={"csrf": csrf_of(web.get("/inbox").text), "lang": "de", "next": "/inbox"})
+    assert "das Gespräch kann auch auf de sein" in web.get(f"/calls/{world.maya_call}").text
+    with store.session_scope(engine) as session:
+        session.get(store.Call, world.maya_call).language_scores = {"en": 0.9, "de": 0.01}
+    assert "data-language-unsure" not in web.get(f"/calls/{world.maya_call}").text
+
+
 def test_recording_is_served_in_ranges_to_who_may_see_it(web, world):
     signed_in(web, "maya")
     whole = web.get(f"/calls/{world.maya_call}/audio")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
 from pipeline import store
+from pipeline.types import too_close
 from pipeline.web import auth
 from pipeline.web.i18n import Translator
 from pipeline.web.pages.common import page_caller, render, require
@@ -58,9 +59,16 @@ def call_page(call_id: int, request: Request):
         view = {"id": call.id, "account_id": call.account_id,
                 "account": (call.account.name if call.account else None) or call.account_id,
                 "rep": call.rep.name if call.rep else None, "date": call.call_date, "duration": call.duration,
-                "language": call.language, "layout": call.channel_layout, "status": call.status,
+                "language": call.language, "runner_up": _runner_up(call), "layout": call.channel_layout,
+                "status": call.status,
                 "has_audio": recording_path(call) is not None, "cue_count": len(call.cues)}
     return render(request, who, "call.html", call=view, turns=turns, loose=loose)
+
+
+def _runner_up(call) -> str | None:
+    """The language detection could barely tell from the call's, if it was that close."""
+    scores = call.language_scores or {}
+    return list(scores)[1] if too_close(scores) else None
 
 
 @router.get("/calls/{call_id}/audio")
