@@ -53,9 +53,14 @@ class Segment:
 UNSURE_RATIO = 1.5
 
 
+def ranked_languages(scores: dict[str, float]) -> list[tuple[str, float]]:
+    """(language, score) pairs, best first (a store may not keep a JSON object's key order)."""
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
 def too_close(scores: dict[str, float]) -> bool:
-    """Language scores (best first) whose runner-up is within UNSURE_RATIO of the winner."""
-    ranked = list(scores.values())
+    """Language scores whose runner-up is within UNSURE_RATIO of the winner."""
+    ranked = [v for _, v in ranked_languages(scores)]
     return len(ranked) > 1 and ranked[0] < UNSURE_RATIO * ranked[1]
 
 
