@@ -196,9 +196,9 @@ def test_phone_audio_in_each_language_is_transcribed_in_it(asr, lang):
 
 @pytest.mark.parametrize("lang", ["en", "de", "ro", "ko"])
 def test_phone_audio_language_is_detected_or_reported_unsure(asr, lang):
-    """Whisper base hardly tells synthetic German on an 8 kHz line from English (de 0.070 / en 0.068
-    on one CPU, en 0.063 / de 0.035 on another): where the scores are that close, detection says it
-    is unsure and the right language is the runner-up; a clear case (English) is sure."""
+    """Whisper base hardly tells synthetic German on an 8 kHz line from English (de 0.115 / en 0.088
+    on one CPU, en 0.063 / de 0.035 on another; most of its belief goes to Thai and Latin): detection
+    says it is unsure, and the right language is the winner or the runner-up; English is sure."""
     t = tr.transcribe(DATA / PHONE[lang]["file"], asr)
     scores = t.language_scores
     assert list(scores)[0] == t.language and list(scores.values()) == sorted(scores.values(), reverse=True)
@@ -206,6 +206,8 @@ def test_phone_audio_language_is_detected_or_reported_unsure(asr, lang):
         assert t.language == "en" and not t.language_unsure, scores
     else:
         assert t.language == lang or (t.language_unsure and list(scores)[1] == lang), scores
+    if lang == "de":
+        assert t.language_unsure, scores  # whichever language won
 
 
 def test_an_unsure_language_is_a_warning_that_names_the_runner_up():
@@ -216,7 +218,9 @@ def test_an_unsure_language_is_a_warning_that_names_the_runner_up():
                        language_scores={"en": 0.068, "de": 0.063, "ro": 0.003})
     [warning] = language_warnings("/calls/phone_de.8k.wav", close)
     assert warning.startswith("phone_de.8k.wav: ") and "en 7%, de 6%" in warning and "--language de" in warning
-    clear = replace(close, language_scores={"en": 0.2, "de": 0.1})  # twice as likely: sure enough
+    clear = replace(close, language_scores={"en": 0.5, "de": 0.2})  # 2.5 times as likely: sure enough
     assert not clear.language_unsure and language_warnings("x.wav", clear) == []
+    faint = replace(close, language_scores={"en": 0.1, "de": 0.01})  # far ahead, but of little belief
+    assert faint.language_unsure and "--language de" in language_warnings("x.wav", faint)[0]
     assert language_warnings("x.wav", replace(close, language_scores=None)) == []  # language given
     assert Transcript.from_dict(close.to_dict()).language_unsure  # kept in the transcript cache

@@ -43,7 +43,7 @@ from pipeline.speech import diarize as diarize_mod
 from pipeline.errors import AudioError, ChurnwatchError, ModelMissing
 from pipeline.speech.loop_guards import collapse_repetition, is_looping
 from pipeline.settings import CHANNELS, ENGINES
-from pipeline.types import Segment, Transcript, Word, too_close
+from pipeline.types import Segment, Transcript, Word, language_unsure
 
 log = logging.getLogger(__name__)
 
@@ -360,9 +360,9 @@ class LanguageGuess:
 
     @property
     def unsure(self) -> bool:
-        """The runner-up scored within `UNSURE_RATIO` of the winner (see pipeline.types): the
-        model could not tell them apart, and the call may be in the runner-up's language."""
-        return too_close(self.scores)
+        """A weak guess (see pipeline.types.UNSURE_RATIO): the runner-up scored close to the winner, or
+        the model mostly heard another language; the call may be in the runner-up's language."""
+        return language_unsure(self.scores)
 
     @property
     def runner_up(self) -> str | None:

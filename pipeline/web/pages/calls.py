@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
 from pipeline import store
-from pipeline.types import ranked_languages, too_close
+from pipeline.types import language_unsure, ranked_languages
 from pipeline.web import auth
 from pipeline.web.i18n import Translator
 from pipeline.web.pages.common import page_caller, render, require
@@ -66,9 +66,9 @@ def call_page(call_id: int, request: Request):
 
 
 def _runner_up(call) -> str | None:
-    """The language detection could barely tell from the call's, if it was that close."""
+    """The next likeliest language, where detection's guess of the call's was weak."""
     scores = call.language_scores or {}
-    return ranked_languages(scores)[1][0] if too_close(scores) else None
+    return ranked_languages(scores)[1][0] if language_unsure(scores) else None
 
 
 @router.get("/calls/{call_id}/audio")
