@@ -56,17 +56,15 @@ UNSURE_RATIO = 1.5
 MIN_LANGUAGE_SHARE = 0.25
 
 
-def ranked_languages(scores: dict[str, float]) -> list[tuple[str, float]]:
-    """(language, score) pairs, best first (a store may not keep a JSON object's key order)."""
-    return sorted(scores.items(), key=lambda kv: -kv[1])
-
-
-def language_unsure(scores: dict[str, float]) -> bool:
-    """Whether detection's language scores make a weak guess (see UNSURE_RATIO); False for none."""
-    ranked = [v for _, v in ranked_languages(scores)]
+def language_doubt(scores: dict[str, float] | None) -> tuple[tuple[str, float], tuple[str, float]] | None:
+    """The winner and the runner-up, (language, score) each, where detection's scores make a weak
+    guess (see UNSURE_RATIO); None where it is sure or there are no scores. Ranked by score: a
+    store need not keep a JSON object's key order."""
+    ranked = sorted((scores or {}).items(), key=lambda kv: -kv[1])
     if len(ranked) < 2:
-        return False
-    return ranked[0] < MIN_LANGUAGE_SHARE or ranked[0] < UNSURE_RATIO * ranked[1]
+        return None
+    first, second = ranked[0], ranked[1]
+    return (first, second) if first[1] < MIN_LANGUAGE_SHARE or first[1] < UNSURE_RATIO * second[1] else None
 
 
 @dataclass
@@ -83,7 +81,7 @@ class Transcript:
     @property
     def language_unsure(self) -> bool:
         """Detection made a weak guess: the runner-up came close, or the model mostly heard another language."""
-        return language_unsure(self.language_scores or {})
+        return language_doubt(self.language_scores) is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

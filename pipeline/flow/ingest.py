@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from pipeline import store
 from pipeline.errors import ChurnwatchError, StorageError
-from pipeline.types import Cue, Transcript, ranked_languages
+from pipeline.types import Cue, Transcript, language_doubt
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -321,9 +321,10 @@ def store_analysis(session: Session, analysis: Analysis, options: IngestOptions,
 
 def language_warnings(path: str, transcript: Transcript) -> list[str]:
     """A warning where detection could barely tell the call's language from another one."""
-    if not transcript.language_unsure:
+    doubt = language_doubt(transcript.language_scores)
+    if doubt is None:
         return []
-    first, second = ranked_languages(transcript.language_scores)[:2]
+    first, second = doubt
     return [f"{Path(path).name}: the language was hard to tell ({first[0]} {first[1]:.0%}, {second[0]} "
             f"{second[1]:.0%}); it was transcribed as {first[0]!r}. If it is in {second[0]!r}, its "
             f"transcript and cues are wrong: give the language of such calls when you send them "

@@ -218,8 +218,8 @@ class Worker:
             first = (str(e).strip().splitlines() or [""])[0][:300]
             return "failed", None, f"Processing stopped on an unexpected error ({type(e).__name__}: {first}).", None
         if res.status == "ok":
-            return "done", res.call_id, None, {"cues": res.cues, "hints": res.hints, "score": res.score,
-                                        "warnings": res.warnings}
+            result = {"cues": res.cues, "hints": res.hints, "score": res.score, "warnings": res.warnings}
+            return "done", res.call_id, None, result
         if res.status == "duplicate":
             note = f"The same recording is already stored as call {res.call_id}."
             return "duplicate", res.call_id, None, {"note": note}

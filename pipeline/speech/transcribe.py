@@ -43,7 +43,7 @@ from pipeline.speech import diarize as diarize_mod
 from pipeline.errors import AudioError, ChurnwatchError, ModelMissing
 from pipeline.speech.loop_guards import collapse_repetition, is_looping
 from pipeline.settings import CHANNELS, ENGINES
-from pipeline.types import Segment, Transcript, Word, language_unsure
+from pipeline.types import Segment, Transcript, Word, language_doubt
 
 log = logging.getLogger(__name__)
 
@@ -362,11 +362,7 @@ class LanguageGuess:
     def unsure(self) -> bool:
         """A weak guess (see pipeline.types.UNSURE_RATIO): the runner-up scored close to the winner, or
         the model mostly heard another language; the call may be in the runner-up's language."""
-        return language_unsure(self.scores)
-
-    @property
-    def runner_up(self) -> str | None:
-        return list(self.scores)[1] if len(self.scores) > 1 else None
+        return language_doubt(self.scores) is not None
 
 
 def detect_language(asr: ASR, samples: np.ndarray) -> str:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
 from pipeline import store
-from pipeline.types import language_unsure, ranked_languages
+from pipeline.types import language_doubt
 from pipeline.web import auth
 from pipeline.web.i18n import Translator
 from pipeline.web.pages.common import page_caller, render, require
@@ -67,8 +67,8 @@ def call_page(call_id: int, request: Request):
 
 def _runner_up(call) -> str | None:
     """The next likeliest language, where detection's guess of the call's was weak."""
-    scores = call.language_scores or {}
-    return ranked_languages(scores)[1][0] if language_unsure(scores) else None
+    doubt = language_doubt(call.language_scores)
+    return doubt[1][0] if doubt else None
 
 
 @router.get("/calls/{call_id}/audio")
