@@ -10,7 +10,7 @@ import dbreset
 import pytest
 
 from pipeline.risk.bulk_features import book_features, load_book
-from pipeline.risk.features import compute_features
+from pipeline.risk.features import CONTEXT_ONLY_FEATURES, compute_features
 from pipeline.risk.score import accounts_open_at, load_risk_model, score_account, score_accounts
 from pipeline.store import Account, Call, Contact, CrmEvent, Cue, Segment, make_engine, init_db, session_scope
 
@@ -108,6 +108,8 @@ def _same(s, model, as_of):
     for acc in ids:
         one = compute_features(s, acc, as_of, model.features)
         assert book[acc] == one, acc  # FeatureValue: name, value, evidence list, note
+        for name in CONTEXT_ONLY_FEATURES & one.keys():  # scoring looks for one event only elsewhere
+            assert not any(item.get("units") for item in one[name].evidence), (acc, name)
     batch = score_accounts(s, as_of, model)
     assert [r.account_id for r in batch] == sorted(ids, key=lambda a: (-score_account(s, a, as_of, model).score, a))
     for r in batch:

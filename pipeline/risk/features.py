@@ -25,6 +25,11 @@ from pipeline.store import Call, Contact, CrmEvent, Cue, Feature
 from pipeline.types import CUE_LABELS
 ORDER_FEATURES = ("days_since_last_order", "orders_365", "order_value_365", "order_value_trend",
                   "order_cadence", "tenure_days", "credit_notes_180")
+# Features whose evidence is context, never an event that counts (the orders and contact dates
+# behind a value carry no `units`): merging one event counted once (pipeline.risk.explain) has
+# nothing to look at in them. tests/test_risk_bulk.py checks that none of their items has units.
+CONTEXT_ONLY_FEATURES = frozenset({"days_since_last_order", "orders_365", "order_value_365", "order_value_trend",
+                                   "order_cadence", "tenure_days", "days_since_last_contact", "unanswered_streak"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class FeatureOptions:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
-@dataclass
+@dataclass(slots=True)
 class FeatureValue:
     name: str
     value: float | None  # None: not defined for this account (e.g. cadence with one order)

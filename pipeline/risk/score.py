@@ -45,6 +45,7 @@ from pipeline.errors import RuleError
 from pipeline.rules_yaml import closest, key_lines, parse_yaml, unknown_key
 from pipeline.risk.explain import display_points, event_keys, merge_events, score_points
 from pipeline.risk.features import (
+    CONTEXT_ONLY_FEATURES,
     CUE_LABELS,
     ORDER_FEATURES,
     FeatureOptions,
@@ -509,6 +510,9 @@ def _evidence_copy(fv: FeatureValue | None) -> list[dict[str, Any]]:
     return list(fv.evidence) if fv is not None else []
 
 
+_NEG_ZERO = "-0.0"  # the key of -0.0 in a factor's table (0.0 == -0.0, but x() may keep the sign)
+
+
 class _Memo(dict):
     """(factor, raw value) -> the log-odds it adds, remembered across the accounts of a book
     (one table per factor, by identity: the memo lives no longer than the model): many accounts
@@ -524,26 +528,29 @@ class _Memo(dict):
 
     def weight_of(self, f: Factor, v: float | None) -> float:
         table = self.table(f)
-        key = v if v is None or v else (v, math.copysign(1.0, v))  # -0.0 apart from 0.0
+        key = v if v or v is None or math.copysign(1.0, v) > 0 else _NEG_ZERO  # -0.0 apart from 0.0
         c = table.get(key)
         if c is None:
             c = table[key] = f.weight * f.x(v)
         return c
 
-    def tables(self, m: RiskModel) -> list[tuple[Factor, str, dict]]:
-        """(factor, feature, its table) for each factor of `m`, in order (made once per model):
-        score_features looks a value up in the table itself (a call of weight_of per factor and
-        account was a fifth of scoring 100,000 accounts)."""
+    def tables(self, m: RiskModel) -> tuple[list[tuple[Factor, str, dict]], tuple[int, ...]]:
+        """(factor, feature, its table) for each factor of `m`, in order, and the positions of the
+        factors whose evidence can count an event (made once per model): score_features looks a
+        value up in the table itself (a call of weight_of per factor and account was a fifth of
+        scoring 100,000 accounts) and looks for one event in several factors only where it can be."""
         out = self.get(("tables", id(m)))
         if out is None:
-            out = self[("tables", id(m))] = [(f, f.feature, self.table(f)) for f in m.factors]
+            tables = [(f, f.feature, self.table(f)) for f in m.factors]
+            counting = tuple(i for i, f in enumerate(m.factors) if f.feature not in CONTEXT_ONLY_FEATURES)
+            out = self[("tables", id(m))] = (tables, counting)
         return out
 
 
 def _shares_an_event(fvs) -> bool:
-    """Whether two counted evidence items of the feature values `fvs` (one per factor) could be
-    one event (then merge_events has work). Most items count nothing (orders, contact dates) and
-    most accounts have fewer than two that do, so those are found first and keyed only then."""
+    """Whether two counted evidence items of the feature values `fvs` (of the factors whose
+    evidence can count) could be one event (then merge_events has work). Most accounts have
+    fewer than two counted items, so those are found first and keyed only then."""
     counted = [item for fv in fvs if fv is not None and fv.evidence for item in fv.evidence
                if item.get("units") and item["units"] > 0]
     if len(counted) < 2:
@@ -565,10 +572,10 @@ def score_features(account_id: str, as_of: date, feats: dict[str, FeatureValue],
     evidence lists are the features' own, copied only where merging annotates them."""
     m = model.for_segment(segment)
     memo = memo if memo is not None else _Memo()
-    tables = memo.tables(m)
+    tables, counting = memo.tables(m)
     get = feats.get
     fvs = [get(name) for _, name, _ in tables]
-    if _shares_an_event(fvs):
+    if _shares_an_event([fvs[i] for i in counting]):
         raw = {name: fv.value for name, fv in feats.items()}
         evidence = {name: _evidence_copy(fv) for (_, name, _), fv in zip(tables, fvs)}
         values, merged = merge_events(m.factors, raw, evidence, memo.weight_of)
@@ -578,22 +585,31 @@ def score_features(account_id: str, as_of: date, feats: dict[str, FeatureValue],
     points_in = {}
     info = {}
     copysign = math.copysign
-    for (f, name, table), fv in zip(tables, fvs):
-        if fv is None:
-            v, note, items = None, "", []
-        else:
-            v, note, items = fv.value, fv.note, fv.evidence
-        before = v
-        if raw is not None:
+    if raw is None:  # the common case: each factor reads its feature as it is
+        for (f, name, table), fv in zip(tables, fvs):
+            if fv is None:
+                v = None
+                info[name] = {"value": None, "note": "", "label": f.label, "evidence": []}
+            else:
+                v = fv.value
+                info[name] = {"value": v, "note": fv.note, "label": f.label, "evidence": fv.evidence}
+            key = v if v or v is None or copysign(1.0, v) > 0 else _NEG_ZERO  # as _Memo.weight_of
+            c = table.get(key)
+            if c is None:
+                c = table[key] = f.weight * f.x(v)
+            points_in[name] = c
+    else:  # merged values and annotated copies of the evidence
+        for (f, name, table), fv in zip(tables, fvs):
             v, before, items = values.get(name), raw.get(name), evidence[name]
-        key = v if v or v is None else (v, copysign(1.0, v))  # as _Memo.weight_of
-        c = table.get(key)
-        if c is None:
-            c = table[key] = f.weight * f.x(v)
-        points_in[name] = c
-        info[name] = item = {"value": v, "note": note, "label": f.label, "evidence": items}
-        if v != before:
-            item["value_before_merge"] = before
+            key = v if v or v is None or copysign(1.0, v) > 0 else _NEG_ZERO
+            c = table.get(key)
+            if c is None:
+                c = table[key] = f.weight * f.x(v)
+            points_in[name] = c
+            info[name] = item = {"value": v, "note": fv.note if fv is not None else "", "label": f.label,
+                                 "evidence": items}
+            if v != before:
+                item["value_before_merge"] = before
     contributions = {"intercept": m.intercept, **points_in}
     z = math.fsum(contributions.values())  # = m.log_odds(values)
     score, base, points = score_points(m.intercept, points_in)
