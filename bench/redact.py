@@ -107,7 +107,12 @@ def _spoken(digits: str, words=DIGITS_EN) -> str:
 
 def _asr_card(rng: random.Random) -> tuple[str, str]:
     number = _luhn_number(rng, rng.choice(["4", "51", "37"]), rng.choice([16, 16, 15]))
-    form = rng.choice(["thousands", "overlong", "dots", "pairs", "mixed", "dashes-spaces"])
+    form = rng.choice(["thousands", "overlong", "dots", "pairs", "mixed", "dashes-spaces", "misheard"])
+    if form == "misheard":  # a digit heard twice, so no Luhn check holds: "4111 11111 1111 1111"
+        groups = [number[i : i + 4] for i in range(0, len(number), 4)]
+        k = rng.randrange(len(groups))
+        groups[k] += groups[k][-1]
+        return form, " ".join(groups)
     if form == "thousands":
         return form, _thousands(number)
     if form == "overlong":  # the ASR repeats a group: "4,111,111,111,111,111,111"
@@ -161,7 +166,11 @@ def _asr_iban(rng: random.Random) -> tuple[str, str]:
     check = 98 - int(bban + "131400") % 97  # D=13, E=14
     compact = f"DE{check:02d}{bban}"
     groups = [compact[i : i + 4] for i in range(4, len(compact), 4)]
-    form = rng.choice(["space-after-cc", "dotted-cc", "spelled", "pairs", "spelled-cc"])
+    form = rng.choice(["space-after-cc", "dotted-cc", "spelled", "pairs", "spelled-cc", "country-lost", "digits-lost"])
+    if form == "country-lost":  # the ASR lost "DE 89": what is left fails every IBAN check
+        return form, " ".join(groups)
+    if form == "digits-lost":  # and a group more, the rest heard digit by digit: "0 0 4 4 0 5 ..."
+        return form, " ".join(compact[8:])
     if form == "space-after-cc":  # "DE 89 3704 0044 ..."
         return form, f"DE {compact[2:4]} " + " ".join(groups)
     if form == "dotted-cc":  # "D.E. 89 3704 ..."

@@ -58,8 +58,10 @@ def test_spoken_card_digits_are_replaced():
     assert result.text == "sure, the card is [CARD] and it expires in May"
 
 
-def test_a_card_number_failing_luhn_is_kept():
-    assert kinds("the number 4111 1111 1111 1112 is not a card") == []
+def test_a_card_number_failing_luhn_is_not_called_a_card():
+    # not a card, but 16 digits read out are card data the ASR may have misheard: a long number
+    assert kinds("the number 4111 1111 1111 1112 is not a card") == ["number"]
+    assert kinds("the number 4111 1111 112 is short") == []  # under NUMBER_MIN_DIGITS: kept
 
 
 @pytest.mark.parametrize(
@@ -76,9 +78,38 @@ def test_ibans_are_replaced(iban):
     assert result.text == "Bitte überweisen Sie auf [IBAN] bis Freitag."
 
 
-def test_an_iban_with_a_wrong_check_digit_is_kept():
+def test_an_iban_with_a_wrong_check_digit_is_not_called_an_iban():
     assert not iban_ok("DE88370400440532013000")
-    assert kinds("IBAN DE88 3704 0044 0532 0130 00 please") == []
+    assert kinds("IBAN DE88 3704 0044 0532 0130 00 please") == ["number"]  # its 18 digits still go
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # what tiny.en wrote for a flite voice reading 4111 1111 1111 1111 (a 1 heard too often)
+        ("the card number is 4111 11111 11111 11111 to my email", "the card number is [NUMBER] to my email"),
+        # an IBAN whose country code and first groups the ASR lost
+        ("the IBAN is 0 0 4 4 0 5 3 2 0 1 3 0 0 0.", "the IBAN is [NUMBER]."),
+        ("my account is 9532 9130 9744 19.", "my account is [NUMBER]."),
+        ("it is 1,234,567,890,123 in the books", "it is [NUMBER] in the books"),
+    ],
+)
+def test_long_runs_of_digits_no_checksum_explains_are_removed(text, expected):
+    assert redact_text(text, OPTS).text == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "we have 10, 20, 30, 40, 50, 60 and 70 seats across the sites",  # a list, not one number
+        "invoice number 2026 0001 2345 67 is wrong",  # a business reference
+        "order 1234567890123 never arrived",
+        "the quote number is Q-2026-0417-0033",  # a document id
+        "it cost 1,250,000.00 in 2026",  # fewer than 12 digits
+    ],
+)
+def test_lists_references_and_amounts_are_not_long_numbers(text):
+    assert kinds(text) == []
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 The detectors check what they find: card numbers pass the Luhn check, IBANs the mod-97 check and
 their country's length, phone numbers come from `phonenumbers`' matcher (for the default regions
-in RedactOptions). Spoken forms are read too: digit words in English and German
+in RedactOptions). What is left of a long run of digits that none of them explains (a card or
+IBAN the ASR misheard, an account number) is redacted as a number. Spoken forms are read too: digit words in English and German
 ("four one one one", "null drei null"), "double four", "plus four nine", and addresses like
 "john dot smith at example dot com" or "max punkt mustermann ät firma punkt de".
 `pipeline.privacy.redact` runs them and replaces what they find.
@@ -24,6 +25,7 @@ __all__ = [
     "find_cards",
     "find_emails",
     "find_ibans",
+    "find_numbers",
     "find_phones",
     "iban_ok",
     "luhn_ok",
@@ -127,6 +129,39 @@ def find_cards(text: str, options: RedactOptions) -> list[tuple[int, int]]:
         # is read out next to a card number (expiry, security code) is card data too.
         if any("+" not in digits and luhn_ok(digits) for _, _, digits in _windows(run, 13, 19)):
             spans.append((run[0].start, run[-1].end))
+    return spans
+
+
+# A run of this many digits or more is redacted even where no checksum explains it.
+NUMBER_MIN_DIGITS = 12
+_CODE_PREFIX = re.compile(r"[^\W\d_]{1,6}[-/#]$")  # "Q-2026-0417-0033", "INV/...": a document's id
+
+
+def _is_list(text: str, run: list[_Group]) -> bool:
+    """Whether a run joined by commas is a list ("10, 20, 30, 40") rather than one number: one
+    read digit by digit ("4, 1, 1, 1, ...") or in thousands ("4,111,111,...") is a number."""
+    if not any("," in text[a.end:b.start] for a, b in zip(run, run[1:])):
+        return False
+    return not (all(len(g.digits) == 1 for g in run) or all(len(g.digits) == 3 for g in run[1:]))
+
+
+def find_numbers(text: str, options: RedactOptions) -> list[tuple[int, int]]:
+    """Long runs of digits that no checksum explains: a card or IBAN the ASR misheard (a digit
+    heard twice, the country code lost: "4111 11111 11111 11111", "0 0 4 4 0 5 3 2 0 1 3 0 0 0"),
+    a bank account or card number read out. NUMBER_MIN_DIGITS or more digits in one run, written
+    or spoken; a list of numbers, a business reference ("order number ...") and a document id
+    ("Q-2026-0417-0033") are kept. Runs
+    after the specific kinds, so a valid card, IBAN or phone number keeps its own token."""
+    spans = []
+    for run in _digit_runs(text):
+        if not options.spoken and any(g.spoken for g in run):
+            continue
+        digits = "".join(g.digits for g in run).replace("+", "")
+        start = run[0].start
+        if (len(digits) < NUMBER_MIN_DIGITS or _is_list(text, run) or _is_reference(text, start)
+                or _CODE_PREFIX.search(text, max(0, start - 7), start)):
+            continue
+        spans.append((run[0].start, run[-1].end))
     return spans
 
 
@@ -393,4 +428,5 @@ def find_emails(text: str, options: RedactOptions) -> list[tuple[int, int]]:
     return spans
 
 
-DETECTORS = {"email": find_emails, "iban": find_ibans, "card": find_cards, "phone": find_phones}
+DETECTORS = {"email": find_emails, "iban": find_ibans, "card": find_cards, "phone": find_phones,
+             "number": find_numbers}

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # The kinds of PII, in the order their detectors run (IBAN before card: an IBAN holds long digit runs).
-KINDS = ("email", "iban", "card", "phone")
+KINDS = ("email", "iban", "card", "phone", "number")  # in this order; "number": long digit runs no checksum explains
 LENIENCIES = ("possible", "valid", "strict_grouping", "exact_grouping")
 
 
