@@ -9,6 +9,9 @@ Writes (a few hundred KB in all; the outputs are committed, so tests do not need
 - two_voices.truth.json: each turn's speaker, channel, text, start and end seconds.
 - quick_turns.mono.mp3 (+ .truth.json): the same voices trading turns after short gaps
   (0.15-0.3 s, as in brisk calls) with one-word replies, for the diarization's turn edges.
+- pii_call.stereo.ogg (+ pii_call.truth.json): a dual-channel call in which the customer spells
+  a card number, an e-mail address, a phone number and an IBAN, for the test that no stored
+  column keeps any of them (`python tests/data/make_test_audio.py pii` makes only this one).
 - phone_{en,de,ro,ko}.8k.wav (+ phone.truth.json): one customer line per supported language,
   telephone band (300-3400 Hz, 8 kHz, mu-law, as phone systems record), flite for English and
   espeak-ng for the others (needs `espeak-ng`), for language detection and transcription on
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,6 +53,23 @@ QUICK_TURNS = [
     ("customer", "End of March.", 0.2),
 ]
 LEAD_S = 0.5  # silence before the first turn
+# a customer spelling what a rep asks for, digit by digit as people read cards out, with a cue
+# and a callback request so that reminders and their messages carry quotes
+PII_TURNS = [
+    ("rep", "Thanks for renewing. Can I take the card for the first invoice?"),
+    ("customer", "Sure. The card number is four one one one, one one one one, one one one one, one one one one. "
+                 "If that card is charged twice again, we will cancel the contract."),
+    ("rep", "Thank you. And where should the invoice go?"),
+    ("customer", "To my e-mail, john dot smith at example dot com. And please call me back in two weeks."),
+    ("rep", "And a number to call you back on?"),
+    ("customer", "Zero one five one, two three four, five six seven eight."),
+    ("rep", "Last one, the account for refunds."),
+    ("customer", "The IBAN is D E eight nine, three seven zero four, zero zero four four, zero five three two, "
+                 "zero one three zero, zero zero."),
+]
+# what the test searches every stored column for, in any grouping
+PII_SECRETS = {"card": "4111111111111111", "email": "john.smith@example.com", "phone": "01512345678",
+               "iban": "DE89370400440532013000"}
 # (language, voice, text): a customer on the phone in each language churnwatch supports
 PHONE = [
     ("en", "flite:slt", "We will not renew the contract next year. The invoices were wrong three times, "
@@ -103,7 +124,40 @@ def quick_turns(tmp: Path) -> None:
     (HERE / "quick_turns.truth.json").write_text(json.dumps(truth, indent=2) + "\n")
 
 
+def dual_channel(turns, tmp: Path) -> tuple[np.ndarray, list[dict]]:
+    """Rep on the left, customer on the right, the other channel silent while one speaks."""
+    left, right, out = [np.zeros(int(LEAD_S * SR), np.float32)], [np.zeros(int(LEAD_S * SR), np.float32)], []
+    t = LEAD_S
+    for speaker, text in turns:
+        audio = 0.8 * say(text, VOICES[speaker], tmp)
+        on, off = (left, right) if speaker == "rep" else (right, left)
+        on.append(audio)
+        off.append(np.zeros_like(audio))
+        gap = np.zeros(int(GAP_S * SR), np.float32)
+        left.append(gap)
+        right.append(gap)
+        out.append({"speaker": speaker, "channel": "left" if speaker == "rep" else "right",
+                    "text": text, "start": round(t, 3), "end": round(t + audio.size / SR, 3)})
+        t += audio.size / SR + GAP_S
+    return np.stack([np.concatenate(left), np.concatenate(right)], axis=1), out
+
+
+def pii_call(tmp: Path) -> None:
+    stereo, turns = dual_channel(PII_TURNS, tmp)
+    wav = tmp / "pii.wav"
+    sf.write(wav, stereo, SR, subtype="PCM_16")
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(wav), "-c:a", "libvorbis", "-q:a", "1",
+                    str(HERE / "pii_call.stereo.ogg")], check=True)
+    truth = {"voices": VOICES, "channels": {"left": "rep", "right": "customer"}, "secrets": PII_SECRETS,
+             "duration_s": round(stereo.shape[0] / SR, 3), "turns": turns}
+    (HERE / "pii_call.truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["pii"]:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            pii_call(Path(tmp_name))
+        return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         left, right, turns = [np.zeros(int(LEAD_S * SR), np.float32)], [], []
@@ -131,6 +185,7 @@ def main() -> None:
                         str(HERE / "two_voices.mono.mp3")], check=True)
         quick_turns(tmp)
         phone_clips(tmp)
+        pii_call(tmp)
     truth = {"voices": VOICES, "channels": {"left": "rep", "right": "customer"},
              "duration_s": round(stereo.shape[0] / SR, 3), "turns": turns}
     (HERE / "two_voices.truth.json").write_text(json.dumps(truth, indent=2) + "\n")
