@@ -3,8 +3,9 @@
 The detectors check what they find: card numbers pass the Luhn check, IBANs the mod-97 check and
 their country's length, phone numbers come from `phonenumbers`' matcher (for the default regions
 in RedactOptions). What is left of a long run of digits that none of them explains (a card or
-IBAN the ASR misheard, an account number) is redacted as a number. Spoken forms are read too: digit words in English and German
-("four one one one", "null drei null"), "double four", "plus four nine", and addresses like
+IBAN the ASR misheard, an account number) is redacted as a number. Spoken forms are read too:
+digit words in English and German ("four one one one", "null drei null"), "double four", "plus
+four nine", and addresses like
 "john dot smith at example dot com" or "max punkt mustermann ät firma punkt de".
 `pipeline.privacy.redact` runs them and replaces what they find.
 """
