@@ -75,7 +75,7 @@ def cli(monkeypatch, kit):
     """Invoke the CLI in-process, reusing the loaded toolkit."""
     from pipeline.cli import app
 
-    monkeypatch.setattr(ingest, "load_toolkit", lambda settings, with_embeddings=True: kit)
+    monkeypatch.setattr(ingest, "load_toolkit", lambda settings, **options: kit)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [str(a) for a in args])
 

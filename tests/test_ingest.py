@@ -76,7 +76,7 @@ def clips(tmp_path_factory) -> list[Path]:
 @pytest.fixture
 def use_kit(monkeypatch, kit):
     """Make the executors and the CLI reuse the session's toolkit instead of loading models again."""
-    monkeypatch.setattr(ingest, "load_toolkit", lambda settings, with_embeddings=True: kit)
+    monkeypatch.setattr(ingest, "load_toolkit", lambda settings, **options: kit)
     return kit
 
 

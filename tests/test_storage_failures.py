@@ -154,7 +154,7 @@ def no_models(monkeypatch, light_kit):
         transcript = Transcript(language="en", duration=30.0, engine="test", model="test", segments=segments)
         return ingest.Analysis(str(path), sha256, transcript, [], {})
 
-    monkeypatch.setattr(ingest, "load_toolkit", lambda settings, with_embeddings=True: light_kit)
+    monkeypatch.setattr(ingest, "load_toolkit", lambda settings, **options: light_kit)
     monkeypatch.setattr(ingest, "analyse_file", analyse)
 
 

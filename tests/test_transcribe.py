@@ -302,6 +302,19 @@ def test_split_regions_cuts_at_pauses_into_balanced_groups():
     assert split_regions([], 2) == [[]]
 
 
+def test_load_asr_loads_what_the_first_call_needs_and_no_more():
+    """With two streams: both copies of tiny.en and, unless every call's language is given, the
+    multilingual model that detects it (loaded side by side, before the first call)."""
+    if not (MODELS / "whisper" / "base" / "ct2" / "model.bin").is_file():
+        pytest.skip(f"the multilingual model base is not installed in {MODELS}")
+    detecting = load_asr(TranscribeOptions(threads=2), MODELS)
+    assert set(detecting.models) == {"tiny.en"} and set(detecting.copies) == {("tiny.en", 1), ("base", "detect")}
+    told = load_asr(TranscribeOptions(threads=2), MODELS, detect_language=False)
+    assert set(told.copies) == {("tiny.en", 1)}
+    english = load_asr(TranscribeOptions(threads=2, language="en"), MODELS)
+    assert set(english.copies) == {("tiny.en", 1)}  # a call known to be English needs no detection
+
+
 def _normal(text: str) -> str:
     """Lower case, words only: what a word error rate against a reference should compare."""
     import re

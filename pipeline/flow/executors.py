@@ -46,7 +46,7 @@ def run_local(jobs, settings, progress: bool = True):
     results = []
     with _progress(progress) as bar:
         task = bar.add_task("Loading models", total=len(jobs), current="")
-        kit = ingest.load_toolkit(settings)
+        kit = ingest.load_toolkit(settings, detect_language=any(o.language is None for _, o in jobs))
         bar.update(task, description="Ingesting")
         stopped = None  # the result that found the store unwritable: later files are not tried
         for path, options in jobs:

@@ -99,12 +99,15 @@ class IngestResult:
         }
 
 
-def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
-    """Load the models and the rule pack once (the slow part of start-up).
+def load_toolkit(settings, with_embeddings: bool = True, detect_language: bool = True) -> Toolkit:
+    """Load the models and the rule pack once (the slow part of start-up); `detect_language`
+    False when every call's language is given (then no model for detecting it is loaded).
 
-    Only what calls need: the multilingual Whisper model and the speaker encoder are loaded by
-    the first call that needs them (a call not given as English, a mono call); the embedding
-    model only when an embedding rule is in the pack; spaCy without torch (pipeline.weights.spacy_import).
+    Only what calls need: the default Whisper model with a copy per stream and the small copy of
+    the multilingual one that detects a call's language, side by side (`load_asr`); the
+    multilingual model that decodes and the speaker encoder with the first call that needs them
+    (a call not in English, a mono call); the embedding model only when an embedding rule is in
+    the pack; spaCy without torch (pipeline.weights.spacy_import).
     """
     from pipeline.weights.spacy_import import import_spacy
 
@@ -119,7 +122,7 @@ def load_toolkit(settings, with_embeddings: bool = True) -> Toolkit:
     from pipeline.speech import transcribe
 
     options = transcribe.TranscribeOptions.from_settings(settings)
-    asr = transcribe.load_asr(options, settings.models_dir)
+    asr = transcribe.load_asr(options, settings.models_dir, detect_language)
     pack = rules.load_pack(settings.rules_dir / "cues")
     nlp = nlp_mod.Pipelines()  # each language's spaCy pipeline loads with its first call
     embedder = None

@@ -252,15 +252,39 @@ def _one_malloc_arena() -> None:
         pass
 
 
-def load_asr(options, models_dir: Path) -> ASR:
-    """Load the default model of `options` (TranscribeOptions, or Settings) from models_dir."""
+def load_asr(options, models_dir: Path, detect_language: bool = True) -> ASR:
+    """Load the default model of `options` (TranscribeOptions, or Settings) from models_dir, with
+    faster-whisper also each stream's copy and, unless the language is set in `options` or
+    `detect_language` is False (every call's language is given), the model that detects it."""
     if not isinstance(options, TranscribeOptions):
         options = TranscribeOptions.from_settings(options)
     asr = ASR(options=options, models_dir=Path(models_dir))
     if asr.streams > 1:
         _one_malloc_arena()  # before the decoding threads start
-    asr.model(options.model)
+    if options.engine != "faster-whisper":
+        asr.model(options.model)
+        return asr
+    # what the first call asks for: each stream's copy of the default model and, for an English
+    # model, the multilingual one that detects the language; loaded side by side (CTranslate2
+    # loads without the interpreter lock; each copy is seeded alike however the loads interleave)
+    with ThreadPoolExecutor(max_workers=asr.streams + 1, thread_name_prefix="churnwatch-load") as pool:
+        detecting = pool.submit(_preload_detector, asr) if detect_language and not options.language else None
+        for done in [pool.submit(asr.model, options.model, stream) for stream in range(asr.streams)]:
+            done.result()
+        if detecting is not None:
+            detecting.result()
     return asr
+
+
+def _preload_detector(asr: ASR) -> None:
+    """Load the language-detection copy now, if the default model is English-only and the
+    multilingual one is installed; otherwise the first call says what is missing, as before."""
+    o = asr.options
+    try:
+        if asr.english_only(o.model) and not asr.english_only(o.multilingual_model):
+            asr.detector(o.multilingual_model)
+    except ModelMissing:
+        pass
 
 
 # ---------------------------------------------------------------- silence
