@@ -18,7 +18,7 @@ def _scale(v: float, lo: float, hi: float, a: float, b: float) -> float:
 def line_chart(points: list[tuple[date, float]], *, title: str, unit: str, threshold: float | None = None,
                threshold_label: str = "", y_max: float = 100.0, width: int = 640, height: int = 220) -> str:
     """A score over time (0..y_max), with an optional alert line."""
-    left, right, top, bottom = 44, 12, 14, 34
+    left, right, top, bottom = 44, 12, 28, 34  # the unit's line stands above the top tick's
     if not points:
         return (f'<svg class="chart" viewBox="0 0 {width} 60" role="img" aria-label="{escape(title)}">'
                 f'<title>{escape(title)}</title><text x="8" y="30">–</text></svg>')
@@ -34,7 +34,7 @@ def line_chart(points: list[tuple[date, float]], *, title: str, unit: str, thres
         y = sy(tick)
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e7ec"/>')
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:g}</text>')
-    out.append(f'<text x="4" y="{top - 2}" font-size="11">{escape(unit)}</text>')
+    out.append(f'<text x="4" y="{top - 14}" font-size="11">{escape(unit)}</text>')
     if threshold is not None:
         y = sy(threshold)
         out.append(f'<line class="threshold" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
