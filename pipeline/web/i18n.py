@@ -16,6 +16,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -58,6 +59,13 @@ class Translator:
 
     def datetime(self, value: datetime | None, fmt: str = "short") -> str:
         return "–" if value is None else format_datetime(value, format=fmt, locale=self.lang)
+
+    def language_name(self, code: str | None) -> str:
+        """A language code as its name in this language ("de" -> "German", or "Deutsch" in German)."""
+        if not code:
+            return "–"
+        name = Locale.parse(self.lang).languages.get(code.split("-")[0].lower())
+        return name or code
 
     def number(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:

@@ -196,9 +196,11 @@ def test_call_page_says_when_the_language_was_a_close_call(web, world, engine):
         # in any key order: a store need not keep it
         session.get(store.Call, world.maya_call).language_scores = {"ro": 0.003, "de": 0.065, "en": 0.07}
     page = signed_in(web, "maya").get(f"/calls/{world.maya_call}").text
-    assert 'data-language-unsure="de"' in page and "the call may be in de" in page
+    assert 'data-language-unsure="de"' in page and "the call may be in German" in page  # names, not codes
+    assert re.search(r'data-language="en">English<', page)
     web.post("/settings/language", data={"csrf": csrf_of(web.get("/inbox").text), "lang": "de", "next": "/inbox"})
-    assert "das Gespräch kann auch auf de sein" in web.get(f"/calls/{world.maya_call}").text
+    german = web.get(f"/calls/{world.maya_call}").text
+    assert "das Gespräch kann auch auf Deutsch sein" in german and re.search(r'data-language="en">Englisch<', german)
     with store.session_scope(engine) as session:
         session.get(store.Call, world.maya_call).language_scores = {"en": 0.9, "de": 0.01}
     assert "data-language-unsure" not in web.get(f"/calls/{world.maya_call}").text
