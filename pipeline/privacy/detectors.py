@@ -5,8 +5,8 @@ their country's length, phone numbers come from `phonenumbers`' matcher (for the
 in RedactOptions). What is left of a long run of digits that none of them explains (a card or
 IBAN the ASR misheard, an account number) is redacted as a number. Spoken forms are read too:
 digit words in English and German ("four one one one", "null drei null"), "double four", "plus
-four nine", and addresses like
-"john dot smith at example dot com" or "max punkt mustermann ät firma punkt de".
+four nine", and addresses like "john dot smith at example dot com" or "max punkt mustermann ät
+firma punkt de".
 `pipeline.privacy.redact` runs them and replaces what they find.
 """
 
@@ -151,8 +151,8 @@ def find_numbers(text: str, options: RedactOptions) -> list[tuple[int, int]]:
     heard twice, the country code lost: "4111 11111 11111 11111", "0 0 4 4 0 5 3 2 0 1 3 0 0 0"),
     a bank account or card number read out. NUMBER_MIN_DIGITS or more digits in one run, written
     or spoken; a list of numbers, a business reference ("order number ...") and a document id
-    ("Q-2026-0417-0033") are kept. Runs
-    after the specific kinds, so a valid card, IBAN or phone number keeps its own token."""
+    ("Q-2026-0417-0033") are kept. Runs after the specific kinds, so a valid card, IBAN or phone
+    number keeps its own token."""
     spans = []
     for run in _digit_runs(text):
         if not options.spoken and any(g.spoken for g in run):
@@ -162,7 +162,7 @@ def find_numbers(text: str, options: RedactOptions) -> list[tuple[int, int]]:
         if (len(digits) < NUMBER_MIN_DIGITS or _is_list(text, run) or _is_reference(text, start)
                 or _CODE_PREFIX.search(text, max(0, start - 7), start)):
             continue
-        spans.append((run[0].start, run[-1].end))
+        spans.append((start, run[-1].end))
     return spans
 
 

@@ -36,8 +36,9 @@ __all__ = [
     "redact_transcript",
 ]
 
-# The kinds of PII, in the order their detectors run (IBAN before card: an IBAN holds long digit runs).
-KINDS = ("email", "iban", "card", "phone", "number")  # in this order; "number": long digit runs no checksum explains
+# The kinds of PII, in the order their detectors run (IBAN before card: an IBAN holds long digit runs;
+# "number", long digit runs that no checksum explains, last: what the others leave).
+KINDS = ("email", "iban", "card", "phone", "number")
 LENIENCIES = ("possible", "valid", "strict_grouping", "exact_grouping")
 
 

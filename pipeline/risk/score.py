@@ -585,31 +585,22 @@ def score_features(account_id: str, as_of: date, feats: dict[str, FeatureValue],
     points_in = {}
     info = {}
     copysign = math.copysign
-    if raw is None:  # the common case: each factor reads its feature as it is
-        for (f, name, table), fv in zip(tables, fvs):
-            if fv is None:
-                v = None
-                info[name] = {"value": None, "note": "", "label": f.label, "evidence": []}
-            else:
-                v = fv.value
-                info[name] = {"value": v, "note": fv.note, "label": f.label, "evidence": fv.evidence}
-            key = v if v or v is None or copysign(1.0, v) > 0 else _NEG_ZERO  # as _Memo.weight_of
-            c = table.get(key)
-            if c is None:
-                c = table[key] = f.weight * f.x(v)
-            points_in[name] = c
-    else:  # merged values and annotated copies of the evidence
-        for (f, name, table), fv in zip(tables, fvs):
+    for (f, name, table), fv in zip(tables, fvs):
+        if fv is None:
+            v, note, items = None, "", []
+        else:
+            v, note, items = fv.value, fv.note, fv.evidence
+        before = v
+        if raw is not None:  # merged values and annotated copies of the evidence
             v, before, items = values.get(name), raw.get(name), evidence[name]
-            key = v if v or v is None or copysign(1.0, v) > 0 else _NEG_ZERO
-            c = table.get(key)
-            if c is None:
-                c = table[key] = f.weight * f.x(v)
-            points_in[name] = c
-            info[name] = item = {"value": v, "note": fv.note if fv is not None else "", "label": f.label,
-                                 "evidence": items}
-            if v != before:
-                item["value_before_merge"] = before
+        key = v if v or v is None or copysign(1.0, v) > 0 else _NEG_ZERO  # as _Memo.weight_of
+        c = table.get(key)
+        if c is None:
+            c = table[key] = f.weight * f.x(v)
+        points_in[name] = c
+        info[name] = item = {"value": v, "note": note, "label": f.label, "evidence": items}
+        if v != before:
+            item["value_before_merge"] = before
     contributions = {"intercept": m.intercept, **points_in}
     z = math.fsum(contributions.values())  # = m.log_odds(values)
     score, base, points = score_points(m.intercept, points_in)

@@ -277,14 +277,24 @@ def load_asr(options, models_dir: Path, detect_language: bool = True) -> ASR:
 
 
 def _preload_detector(asr: ASR) -> None:
-    """Load the language-detection copy now, if the default model is English-only and the
-    multilingual one is installed; otherwise the first call says what is missing, as before."""
-    o = asr.options
+    """Load the model that detects a call's language now; where it is missing, the first call
+    says so (guess_language), as before."""
     try:
-        if asr.english_only(o.model) and not asr.english_only(o.multilingual_model):
-            asr.detector(o.multilingual_model)
+        asr.detector(detection_model(asr))
     except ModelMissing:
         pass
+
+
+def detection_model(asr: ASR) -> str:
+    """The model that detects a call's language: the default one, or for an English-only default
+    the multilingual one (ModelMissing where that is not installed)."""
+    name = asr.options.model
+    if not asr.english_only(name):
+        return name
+    name = asr.options.multilingual_model
+    if asr.english_only(name):
+        raise ModelMissing(name)
+    return name
 
 
 # ---------------------------------------------------------------- silence
@@ -399,18 +409,16 @@ def guess_language(asr: ASR, samples: np.ndarray) -> LanguageGuess:
     the multilingual model when needed: the probabilities of successive windows are averaged until
     one of `languages` clearly leads."""
     options = asr.options
-    name = options.model
-    if asr.english_only(name):
+    try:
+        name = detection_model(asr)
+        model = asr.detector(name)
+    except ModelMissing:
+        if not asr.english_only(options.model):
+            raise
         name = options.multilingual_model
-        try:
-            if asr.english_only(name):
-                raise ModelMissing(name)
-            asr.detector(name)
-        except ModelMissing:
-            log.warning("Multilingual model %r is not installed: assuming English. Install it "
-                        "with `churnwatch models install %s` to detect languages.", name, name)
-            return LanguageGuess("en")
-    model = asr.detector(name)
+        log.warning("Multilingual model %r is not installed: assuming English. Install it "
+                    "with `churnwatch models install %s` to detect languages.", name, name)
+        return LanguageGuess("en")
     window = int(options.detect_window_s * audio_mod.SAMPLE_RATE)
     total: dict[str, float] = {}
     n = 0
