@@ -132,7 +132,7 @@ def _asr_email(rng: random.Random) -> tuple[str, str]:
     f, l, d = rng.choice(FIRST), rng.choice(LAST), rng.choice(DOMAINS)
     tld = rng.choice(TLDS)
     spoken_tld = tld.replace(".", " dot ")
-    form = rng.choice(["glued-at", "dots-only", "spaced-dots", "at-glued-left", "mixed"])
+    form = rng.choice(["glued-at", "dots-only", "spaced-dots", "at-glued-left", "that-for-at", "mixed"])
     if form == "glued-at":  # "john .smithatexample .com"
         return form, f"{f} .{l}at{d} .{tld}"
     if form == "dots-only":  # the "at" heard as a dot: "john.smith.example.com"
@@ -141,6 +141,8 @@ def _asr_email(rng: random.Random) -> tuple[str, str]:
         return form, f"{f} . {l} at {d} . {tld.replace('.', ' . ')}"
     if form == "at-glued-left":  # "john dot smithat example dot com"
         return form, f"{f} dot {l}at {d} dot {spoken_tld}"
+    if form == "that-for-at":  # tiny.en in tests/data/pii_call: "john dot smith that example dot com"
+        return form, f"{f} dot {l} that {d} dot {spoken_tld}"
     return form, f"{f}.{l} at {d} dot {spoken_tld}"
 
 

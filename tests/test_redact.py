@@ -126,6 +126,9 @@ def test_lists_references_and_amounts_are_not_long_numbers(text):
             "Schicken Sie es an [EMAIL].",
         ),
         ("an m.mueller@beispiel-gmbh.de bitte", "an [EMAIL] bitte"),
+        # tiny.en on tests/data/pii_call: the spoken "at" heard as "that"
+        ("my email john dot smith that example dot com and", "my email [EMAIL] and"),
+        ("the report that example dot com sent us", "the report that example dot com sent us"),
     ],
 )
 def test_email_addresses_written_and_spoken(text, expected):
@@ -153,6 +156,16 @@ def test_spoken_phone_numbers():
     assert en.text == "my number is [PHONE]"
     de = redact_text("die Nummer ist null drei null eins zwei drei vier fünf sechs sieben", OPTS)
     assert de.text == "die Nummer ist [PHONE]"
+
+
+def test_a_phone_number_read_one_digit_at_a_time_is_one_number():
+    # as tiny.en writes a number read out digit by digit (tests/data/pii_call), after a stray digit
+    # word; the whole run goes, so no part of a longer number is left (too long for a phone number:
+    # a number)
+    heard = "call me back in two weeks 0 1 5 1 2 3 4 5 6 7 8"
+    assert redact_text(heard, OPTS).text == "call me back in two weeks [PHONE]"
+    assert redact_text("it is 0 1 5 1 2 3 4 5 6 7 8 9 9 9 9, thanks", OPTS).text == "it is [NUMBER], thanks"
+    assert redact_text("we scored 4 5 3 on the survey", OPTS).text == "we scored 4 5 3 on the survey"
 
 
 def test_phone_regions_are_configurable():

@@ -167,12 +167,21 @@ def find_numbers(text: str, options: RedactOptions) -> list[tuple[int, int]]:
 
 
 def _find_spoken_phones(text: str, options: RedactOptions) -> list[tuple[int, int]]:
-    """Phone numbers read out digit by digit ("oh two oh seven ..."), which the matcher misses."""
+    """Phone numbers read out digit by digit, which the matcher misses: in words ("oh two oh
+    seven ...") or as the ASR writes such a reading, one digit at a time ("0 1 5 1 2 3 ...")."""
     spans = []
     for run in _digit_runs(text):
-        if not any(g.spoken for g in run):
+        one_by_one = len(run) >= 5 and all(len(g.digits) == 1 and not g.spoken for g in run)
+        if not (one_by_one or any(g.spoken for g in run)):
             continue
         for i, j, digits in _windows(run, max(options.phone_min_digits, 5), 15):
+            if one_by_one and _valid_phone(digits, options.regions):
+                # digits read one by one are one number: the whole run goes, as a phone number
+                # unless it is too long for one and the number detector takes it
+                everything = "".join(g.digits for g in run)
+                if len(everything) < NUMBER_MIN_DIGITS or _valid_phone(everything, options.regions):
+                    spans.append((run[0].start, run[-1].end))
+                break
             if any(g.spoken for g in run[i : j + 1]) and _valid_phone(digits, options.regions):
                 if i > 0 and run[i - 1].digits == "+":  # "plus" before a number read without it
                     i -= 1
@@ -378,13 +387,14 @@ def _numeric_local(local: str) -> bool:
 
 # Addresses the way an ASR writes them: "name dot name at domain dot com" with the dots written
 # apart ("john .smith"), the "at" glued to a word ("smithatexample", "smithat example") or heard
-# as one more dot ("john.smith.example.com"). The local part must be two names or more.
+# as one more dot ("john.smith.example.com") or as "that" ("john dot smith that example dot com").
+# The local part must be two names or more.
 _ASR_SEP = r"(?:\s*\.\s*|\s+(?:dot|punkt)\s+)"
 _NAME = r"[^\W\d_](?:[^\W\d_]|-(?=[^\W\d_])){0,29}"
 _ASR_TLD = r"(?:" + "|".join(SPOKEN_TLDS) + r")"
 _ASR_EMAIL = re.compile(
     rf"(?<![\w.@+\-'’])(?P<local>{_NAME}(?:{_ASR_SEP}{_NAME})+?)"
-    rf"(?P<at>\s*(?:at|ät)\s*|{_ASR_SEP})"
+    rf"(?P<at>\s*(?:at|ät)\s*|\s+that\s+|{_ASR_SEP})"
     rf"(?P<domain>{_LABEL}(?:{_ASR_SEP}{_LABEL})*){_ASR_SEP}(?P<tld>{_ASR_TLD})(?![\w\-])",
     re.IGNORECASE,
 )
@@ -402,7 +412,7 @@ def _find_asr_emails(text: str) -> list[tuple[int, int]]:
         names = [n.lower() for n in re.split(_ASR_SEP, m.group("local"), flags=re.IGNORECASE)]
         at = m.group("at").strip().lower()
         ok = names[-1] not in NOT_LOCAL and names[0] not in NOT_LOCAL and not _numeric_local(m.group("local"))
-        if at not in ("at", "ät"):  # no "at" at all: a host name unless it looks like name.name.
+        if at not in ("at", "ät", "that"):  # no "at" at all: a host name unless it looks like name.name.
             ok = ok and not any(n in SPOKEN_TLDS or n in HOST_WORDS for n in names)
         if ok:
             spans.append((m.start(), m.end()))

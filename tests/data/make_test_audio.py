@@ -57,7 +57,10 @@ LEAD_S = 0.5  # silence before the first turn
 # and a callback request so that reminders and their messages carry quotes
 PII_TURNS = [
     ("rep", "Thanks for renewing. Can I take the card for the first invoice?"),
-    ("customer", "Sure. The card number is four one one one, one one one one, one one one one, one one one one. "
+    # a card of varied digits: tiny.en heard the test card 4111 1111 1111 1111 as "4111 111" on one
+    # CPU and as "4111 11111 11111 11111" on another (a run of ones is where Whisper loses count)
+    ("customer", "Sure. The card number is four seven one six, two eight nine three, five five zero one, "
+                 "four six two eight. "
                  "If that card is charged twice again, we will cancel the contract."),
     ("rep", "Thank you. And where should the invoice go?"),
     ("customer", "To my e-mail, john dot smith at example dot com. And please call me back in two weeks."),
@@ -68,7 +71,7 @@ PII_TURNS = [
                  "zero one three zero, zero zero."),
 ]
 # what the test searches every stored column for, in any grouping
-PII_SECRETS = {"card": "4111111111111111", "email": "john.smith@example.com", "phone": "01512345678",
+PII_SECRETS = {"card": "4716289355014628", "email": "john.smith@example.com", "phone": "01512345678",
                "iban": "DE89370400440532013000"}
 # (language, voice, text): a customer on the phone in each language churnwatch supports
 PHONE = [
