@@ -50,6 +50,9 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # the rows this connection has changed so far: more by the end of the transaction means
+            # it wrote something not yet committed (pipeline.risk.two_processes reads this)
+            conn.info["changes_at_begin"] = conn.connection.dbapi_connection.total_changes
 
     return engine
 
