@@ -59,19 +59,19 @@ def _one_process(engine, day, model, monkeypatch):
             return [r.to_dict() for r in score_accounts(s, day, model)]
 
 
-def test_two_processes_give_the_results_of_one(world, manual, forks, monkeypatch):
+def test_two_processes_give_the_results_of_one(world, manual, forks, monkeypatch, caplog):
     engine, day = world
     expected = _one_process(engine, day, manual, monkeypatch)
     with session_scope(engine) as s:
         assert two.why_not(s, len(accounts_open_at(s, day))) is None
         got = [r.to_dict() for r in score_accounts(s, day, manual)]
-    assert len(forks) == 1
+    assert len(forks) == 1 and "failed" not in caplog.text
     assert len(got) >= 5 and got == expected  # every score, point, contribution and evidence item
     assert any(r["merged"] for r in got) and any(r["evidence"]["late_payments_365"]["evidence"] for r in got)
 
 
 @pytest.mark.parametrize("failure", ["raises", "dies", "hangs"])
-def test_a_child_that_fails_costs_no_result(world, manual, forks, monkeypatch, failure):
+def test_a_child_that_fails_costs_no_result(world, manual, forks, monkeypatch, caplog, failure):
     engine, day = world
     expected = _one_process(engine, day, manual, monkeypatch)
     if failure == "raises":  # e.g. its database cannot be opened: it says so and exits
@@ -88,6 +88,7 @@ def test_a_child_that_fails_costs_no_result(world, manual, forks, monkeypatch, f
     with session_scope(engine) as s:
         got = [r.to_dict() for r in score_accounts(s, day, manual)]
     assert len(forks) == 1 and got == expected
+    assert "the second scoring process failed or went silent" in caplog.text  # an operator can see why
 
 
 def test_rows_not_committed_keep_scoring_in_one_process(world, manual, forks, monkeypatch):

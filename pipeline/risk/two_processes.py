@@ -21,6 +21,7 @@ half itself.
 
 from __future__ import annotations
 
+import logging
 import marshal
 import os
 import select
@@ -40,6 +41,7 @@ MIN_ACCOUNTS = 20_000  # below this a fork and the transfer cost more than half 
 FRAME_ACCOUNTS = 5_000
 MIN_PATIENCE_S = 60.0  # the longest wait for a frame is this or the time the parent's half took
 _HEADER = struct.Struct("<Q")
+log = logging.getLogger("churnwatch.risk")
 
 
 def why_not(session: Session, n_accounts: int) -> str | None:
@@ -68,7 +70,9 @@ def score_in_two(session: Session, ids: list[str], score_part: Callable[[Session
     """The results of `score_part(session, ids)`, the second half of `ids` scored in a forked
     child; None (nothing done) where `why_not` gives a reason. `result_type`: the dataclass of a
     result, rebuilt from its fields in the parent."""
-    if why_not(session, len(ids)) is not None:
+    reason = why_not(session, len(ids))
+    if reason is not None:
+        log.debug("scoring %d accounts in one process: %s", len(ids), reason)
         return None
     url = session.get_bind().url
     half = len(ids) // 2
@@ -91,7 +95,9 @@ def score_in_two(session: Session, ids: list[str], score_part: Callable[[Session
         os.close(read_fd)
         _reap(pid, stop=not finished)
     if theirs_results is None or len(theirs_results) != len(theirs):
-        theirs_results = score_part(session, theirs)  # the child failed: its half here
+        log.warning("the second scoring process failed or went silent; its %d accounts are scored "
+                    "in this one (the results are the same, only slower)", len(theirs))
+        theirs_results = score_part(session, theirs)
     results += theirs_results
     return results
 
