@@ -304,30 +304,24 @@ def fit_model(bank: Bank, embedder: Embedder, labels: list[str], cache: Embeddin
 
 
 def _choose_threshold(p: np.ndarray, y: np.ndarray, options: FitOptions) -> tuple[float, dict[str, float]]:
-    best = (-1.0, 0.5, {})
+    """The threshold with the best F-beta, plus the margin, and precision, recall and F1 there."""
+    best_fb, best_t = -1.0, 0.5
     b2 = options.beta ** 2
     for t in np.arange(options.min_threshold, options.max_threshold + 1e-9, 0.01):
-        pred = p >= t
-        tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
+        prec, rec = _precision_recall(p, y, t)
         fb = (1 + b2) * prec * rec / (b2 * prec + rec) if prec + rec else 0.0
-        if fb > best[0] + 1e-9:
-            f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-            best = (fb, float(t), {"precision": round(prec, 3), "recall": round(rec, 3), "f1": round(f1, 3)})
-    if not options.threshold_margin:
-        return best[1], best[2]
-    t = min(options.max_threshold, best[1] + options.threshold_margin)
-    return t, _cv_at(p, y, t)
+        if fb > best_fb + 1e-9:
+            best_fb, best_t = fb, float(t)
+    t = min(options.max_threshold, best_t + options.threshold_margin) if options.threshold_margin else best_t
+    prec, rec = _precision_recall(p, y, t)
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return t, {"precision": round(prec, 3), "recall": round(rec, 3), "f1": round(f1, 3)}
 
 
-def _cv_at(p: np.ndarray, y: np.ndarray, t: float) -> dict[str, float]:
+def _precision_recall(p: np.ndarray, y: np.ndarray, t: float) -> tuple[float, float]:
     pred = p >= t
     tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    return {"precision": round(prec, 3), "recall": round(rec, 3), "f1": round(f1, 3)}
+    return (tp / (tp + fp) if tp + fp else 0.0), (tp / (tp + fn) if tp + fn else 0.0)
 
 
 def _weights_digest(model: LearnedModel) -> str:

@@ -170,18 +170,19 @@ def _find_spoken_phones(text: str, options: RedactOptions) -> list[tuple[int, in
     """Phone numbers read out digit by digit, which the matcher misses: in words ("oh two oh
     seven ...") or as the ASR writes such a reading, one digit at a time ("0 1 5 1 2 3 ...")."""
     spans = []
+    lo = max(options.phone_min_digits, 5)
     for run in _digit_runs(text):
-        one_by_one = len(run) >= 5 and all(len(g.digits) == 1 and not g.spoken for g in run)
-        if not (one_by_one or any(g.spoken for g in run)):
+        if len(run) >= 5 and all(len(g.digits) == 1 and not g.spoken for g in run):
+            # digits written one by one are one number: where a stretch of them is a phone number,
+            # the whole run goes as one, unless it is too long for one (the number detector's)
+            everything = "".join(g.digits for g in run)
+            if ((len(everything) < NUMBER_MIN_DIGITS or _valid_phone(everything, options.regions))
+                    and any(_valid_phone(digits, options.regions) for _, _, digits in _windows(run, lo, 15))):
+                spans.append((run[0].start, run[-1].end))
             continue
-        for i, j, digits in _windows(run, max(options.phone_min_digits, 5), 15):
-            if one_by_one and _valid_phone(digits, options.regions):
-                # digits read one by one are one number: the whole run goes, as a phone number
-                # unless it is too long for one and the number detector takes it
-                everything = "".join(g.digits for g in run)
-                if len(everything) < NUMBER_MIN_DIGITS or _valid_phone(everything, options.regions):
-                    spans.append((run[0].start, run[-1].end))
-                break
+        if not any(g.spoken for g in run):
+            continue
+        for i, j, digits in _windows(run, lo, 15):
             if any(g.spoken for g in run[i : j + 1]) and _valid_phone(digits, options.regions):
                 if i > 0 and run[i - 1].digits == "+":  # "plus" before a number read without it
                     i -= 1
