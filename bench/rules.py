@@ -159,6 +159,7 @@ def bench_learned(pack, nlp, utts, all_mixes, args) -> dict:
     from pipeline.cues.embeddings import InMemoryEmbeddingCache, encode
     from pipeline.cues.learned import load_learned
     from pipeline.cues.rule_files import KeywordRule, LearnedRule, RulePack
+    from pipeline.types import clauses
 
     learned = load_learned(pack, ROOT / "models" / "cues")
     default = RulePack([r for r in pack.rules if isinstance(r, (KeywordRule, LearnedRule))])
@@ -168,6 +169,11 @@ def bench_learned(pack, nlp, utts, all_mixes, args) -> dict:
     t = time.perf_counter()
     encode([u.text for u in distinct], learned.embedder, cache)
     encode_per_s = len(distinct) / (time.perf_counter() - t)
+    # the statements of turns of several, which the learned model may also read (DetectOptions.
+    # clause_gate): ingest stores their embeddings beside the turns' at the first scoring
+    pieces = {u.text: clauses(u.text) for u in distinct}
+    encode([c for parts in pieces.values() for c in parts], learned.embedder, cache)
+    print(f"{sum(map(bool, pieces.values()))} of {len(distinct)} distinct lines hold two statements or more")
     batch = [distinct[i % len(distinct)] for i in range(args.n)]
     vectors_only = cache.copy()  # embeddings, no learned probabilities yet
     detect_utterances(batch[:500], default, nlp, None, vectors_only.copy(), learned=learned)  # warm up
@@ -192,11 +198,24 @@ def bench_learned(pack, nlp, utts, all_mixes, args) -> dict:
         store.init_db(engine)
         texts = [f"{u.text} [{i}]" for i, u in enumerate(batch[i % len(batch)] for i in range(args.n_store))]
         base = {u.text: v for u, v in zip(distinct, encode([u.text for u in distinct], learned.embedder, cache))}
+        flat = [c for parts in pieces.values() for c in parts]
+        base.update(zip(flat, encode(flat, learned.embedder, cache)))
+
+        def vectors_of(t: str) -> dict:
+            """The stored line's vector and its statements' (each the vector of the same statement
+            without the numbered suffix)."""
+            line = t.rsplit(" [", 1)[0]
+            found = {t: base[line]}
+            own, plain = clauses(t), pieces.get(line, [])
+            if len(own) == len(plain):
+                found.update({c: base[b] for c, b in zip(own, plain)})
+            return found
+
         with store.session_scope(engine) as session:
             db = store.DbEmbeddingCache(session)
             for k in range(0, len(texts), 20000):
-                chunk = texts[k:k + 20000]
-                db.put_many({t: base[t.rsplit(" [", 1)[0]] for t in chunk}, learned.embedder.name)
+                db.put_many({c: v for t in texts[k:k + 20000] for c, v in vectors_of(t).items()},
+                            learned.embedder.name)
         stored = [Utterance(t, "customer", "en") for t in texts]
 
         def score(rules: RulePack) -> dict:

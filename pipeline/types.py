@@ -5,6 +5,7 @@ Every stage takes and returns these dataclasses; only `store` maps them to table
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -117,3 +118,33 @@ def model_input(text: str, context: str | None) -> str:
     Here, at the bottom, because the store keys cached embeddings and probabilities by it and the
     privacy purge must find those keys for the calls it deletes."""
     return f"{context.strip()} || {text.strip()}" if context else text.strip()
+
+
+# Where one statement ends and another begins inside a turn ("the app crashes and nobody fixes it,
+# so half the drivers stopped using it"): punctuation and joining words of every supported language.
+# Not "but" and its kin: "the outage was annoying but you fixed it" is one statement, and its first
+# half alone would read as a complaint.
+_CLAUSE_SPLIT = re.compile(
+    r"\s*[,;]?\s+(?:and|so|because|und|weil|deshalb|daher|also|și|deci|pentru că|așa că|iar)\s+"
+    r"|\s*(?:[,;:!?]|\.(?=\s)|\s[–—-]\s)\s*"
+    r"(?!\s*(?:but|though|although|however|yet|not|that's all|aber|doch|obwohl|jedoch|nicht|dar|însă|deși|nu)\b)"
+    r"|(?<=는데|니까|어서|아서|해서)\s+",
+    re.IGNORECASE)
+
+
+def clauses(text: str, min_words: int = 3) -> list[str]:
+    """The statements of a turn that has two or more, each of at least `min_words` words (shorter
+    pieces join the one before); [] for a turn that is one statement. A learned model reads each
+    as well as the whole turn, so that a turn holding two cues can report both. Here, at the
+    bottom, for the same reason as model_input: cached rows are keyed by these texts."""
+    pieces = [p.strip() for p in _CLAUSE_SPLIT.split(text.strip()) if p and p.strip()]
+    merged: list[str] = []
+    for p in pieces:
+        if merged and len(p.split()) < min_words:
+            merged[-1] = f"{merged[-1]} {p}"
+        else:
+            merged.append(p)
+    if merged and len(merged[0].split()) < min_words and len(merged) > 1:
+        merged[1] = f"{merged[0]} {merged[1]}"
+        merged = merged[1:]
+    return merged if len(merged) > 1 else []

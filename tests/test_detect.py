@@ -482,3 +482,25 @@ def test_pipelines_load_a_language_with_its_first_utterance(keyword_pack):
     assert {c.label for c in german} == {"cancellation_intent"} and sorted(lazy.loaded()) == ["de", "en"]
     with pytest.raises(Exception, match="No spaCy pipeline for language 'xx'"):
         Pipelines(["en", "xx"])
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("the app crashes constantly and nobody fixes it so half the drivers stopped using it",
+     ["the app crashes constantly", "nobody fixes it", "half the drivers stopped using it"]),
+    ("Die Rechnung ist falsch, und Ihr Support antwortet nicht.",
+     ["Die Rechnung ist falsch", "Ihr Support antwortet nicht."]),
+    ("Factura e greșită, v-am scris de trei ori și n-a răspuns nimeni.",
+     ["Factura e greșită", "v-am scris de trei ori", "n-a răspuns nimeni."]),
+    ("다른 업체에서 훨씬 싸게 제안 받았는데 가격 좀 맞춰주실 수 있어요?",
+     ["다른 업체에서 훨씬 싸게 제안 받았는데", "가격 좀 맞춰주실 수 있어요"]),
+    # one statement: a "but" (or a trailing "that's all") takes the first half back
+    ("the outage was annoying, but you fixed it the same day", []),
+    ("Das Problem war nervig, aber seit dem Update läuft alles", []),
+    # pieces under three words join the statement before them
+    ("no, the payment is on its way, approved yesterday", []),
+    ("we're fine", []),
+])
+def test_clauses_splits_a_turn_into_its_statements(text, parts):
+    from pipeline.types import clauses
+
+    assert clauses(text) == parts

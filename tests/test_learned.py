@@ -120,6 +120,46 @@ def test_a_short_reply_is_read_with_the_question_before_it(shipped):
     assert _labels(shipped, "yes, very, thanks", context=question) == set()
 
 
+@pytest.mark.parametrize("text, lang, labels", [
+    ("you billed us twice for the same delivery, and nobody on your support desk has answered my "
+     "emails in two weeks", "en", {"invoice_dispute", "support_frustration"}),
+    ("Die letzte Rechnung ist falsch, und Ihr Support meldet sich seit zwei Wochen nicht", "de",
+     {"invoice_dispute", "support_frustration"}),
+    ("Wir nutzen das System kaum noch, deshalb kündigen wir zum Jahresende", "de",
+     {"usage_decline", "cancellation_intent"}),
+])
+def test_a_turn_of_two_statements_reports_both_cues(shipped, text, lang, labels):
+    """Read whole, the turn splits its probability between the two cues; read statement by
+    statement, each clears its threshold. Without the statements at least one cue is lost."""
+    from pipeline.cues.detect import DetectOptions, detect_text
+
+    pack, nlp, learned = shipped
+    assert _labels(shipped, text, lang) == labels
+    whole = {c.label for c in detect_text(text, pack, nlp, lang=lang, learned=learned,
+                                          options=DetectOptions(clause_gate=None))}
+    assert whole < labels
+
+
+def test_a_cue_found_in_one_statement_names_it(shipped):
+    from pipeline.cues.detect import detect_text
+
+    pack, nlp, learned = shipped
+    text = ("you billed us twice for the same delivery, and nobody on your support desk has answered "
+            "my emails in two weeks")
+    cue = next(c for c in detect_text(text, pack, nlp, learned=learned) if c.label == "support_frustration")
+    assert cue.rule == "support_frustration.learned"
+    assert "in 'nobody on your support desk has answered my emails in two weeks'" in cue.why
+    assert cue.quote == text  # the evidence is still the whole turn
+
+
+@pytest.mark.parametrize("text", [
+    "the portal was down all morning, but your team had it back up by lunch",
+    "we looked at two other vendors back in 2021, and we're glad we stayed with you",
+])
+def test_a_statement_read_alone_does_not_raise_a_cue_the_turn_takes_back(shipped, text):
+    assert _labels(shipped, text) == set()
+
+
 def test_the_rep_saying_cue_words_is_not_a_customer_cue(shipped):
     assert _labels(shipped, "we'll cancel the old contract and send you a new quote", speaker="rep") == set()
 

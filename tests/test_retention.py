@@ -361,3 +361,24 @@ def test_purge_removes_what_a_learned_model_cached_for_the_call(engine):
     assert report.embeddings == 4  # the question's own row and the reply's three
     with session_scope(engine) as s:
         assert s.scalars(select(UtteranceEmbedding.text_sha256)).all() == [text_sha256("someone else's line")]
+
+
+def test_purge_removes_what_was_cached_for_each_statement_of_a_turn(engine):
+    """A turn of two statements is also read statement by statement; those rows go too."""
+    from pipeline.types import clauses
+
+    turn = "The invoice is still wrong after three emails, and nobody in billing has fixed it."
+    parts = clauses(turn)
+    assert len(parts) == 2
+    with session_scope(engine) as s:
+        s.add(Account(id="acme", name="Acme"))
+        s.flush()
+        _add_call(s, 1, call_date=NOW - timedelta(days=400), text=turn)
+        for key in [turn, *parts]:
+            s.add(UtteranceEmbedding(text_sha256=text_sha256(key), model="m+learned-abc", dim=1,
+                                     vector=b"\0\0\0\0"))
+    with session_scope(engine) as s:
+        report = purge(s, older_than_days=90, now=NOW)
+    assert report.embeddings == 4  # the turn's row from _add_call, and the three above
+    with session_scope(engine) as s:
+        assert s.scalars(select(UtteranceEmbedding.text_sha256)).all() == []

@@ -35,7 +35,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import ChurnwatchError
-from pipeline.types import model_input
+from pipeline.types import clauses, model_input
 from pipeline.store import (
     Call,
     Cue,
@@ -109,8 +109,9 @@ def _count(session: Session, model, column, ids: list[Any]) -> int:
 def _cached_text_keys(session: Session, call_ids: list[int]) -> set[str]:
     """The hashes the embedding cache may hold for these calls' lines: each segment's text as
     stored and as a learned model reads it (trimmed, and a reply after the other speaker's turn
-    as "turn || reply", see pipeline.types.model_input). Cached sentence embeddings and learned
-    probabilities are keyed by those texts, so a purge that missed them would leave words behind."""
+    as "turn || reply", see pipeline.types.model_input), and each statement of a turn of several
+    (pipeline.types.clauses). Cached sentence embeddings and learned probabilities are keyed by
+    those texts, so a purge that missed them would leave words behind."""
     keys: set[str] = set()
     for chunk in in_chunks(call_ids):
         previous = None
@@ -121,6 +122,7 @@ def _cached_text_keys(session: Session, call_ids: list[int]) -> set[str]:
         ):
             keys.add(text_sha256(row.text))
             keys.add(text_sha256(model_input(row.text, None)))
+            keys.update(text_sha256(c) for c in clauses(model_input(row.text, None)))
             if previous is not None and previous.call_id == row.call_id and previous.speaker != row.speaker:
                 keys.add(text_sha256(model_input(row.text, previous.text)))
             previous = row
