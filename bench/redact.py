@@ -168,7 +168,15 @@ def _asr_iban(rng: random.Random) -> tuple[str, str]:
     check = 98 - int(bban + "131400") % 97  # D=13, E=14
     compact = f"DE{check:02d}{bban}"
     groups = [compact[i : i + 4] for i in range(4, len(compact), 4)]
-    form = rng.choice(["space-after-cc", "dotted-cc", "spelled", "pairs", "spelled-cc", "country-lost", "digits-lost"])
+    form = rng.choice(["space-after-cc", "dotted-cc", "spelled", "pairs", "spelled-cc", "country-lost", "digits-lost",
+                       "pieces"])
+    if form == "pieces":  # tiny.en in tests/data/pii_call: "88-9, 370-4, 0044, 05-32, 0130, 00, 00"
+        rest, out = compact[2:], []
+        while rest:
+            k = rng.randint(1, 4)
+            out.append(rest[:k])
+            rest = rest[k:]
+        return form, out[0] + "".join(rng.choice(["-", ", "]) + g for g in out[1:])
     if form == "country-lost":  # the ASR lost "DE 89": what is left fails every IBAN check
         return form, " ".join(groups)
     if form == "digits-lost":  # and a group more, the rest heard digit by digit: "0 0 4 4 0 5 ..."

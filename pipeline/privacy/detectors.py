@@ -133,6 +133,11 @@ def find_cards(text: str, options: RedactOptions) -> list[tuple[int, int]]:
     return spans
 
 
+def _is_item(groups: list[_Group]) -> bool:
+    """One number, or a range of two ("12-14"), as a list holds them."""
+    return len(groups) == 1 or (len(groups) == 2 and int(groups[0].digits) < int(groups[1].digits))
+
+
 # A run of this many digits or more is redacted even where no checksum explains it.
 NUMBER_MIN_DIGITS = 12
 _CODE_PREFIX = re.compile(r"[^\W\d_]{1,6}[-/#]$")  # "Q-2026-0417-0033", "INV/...": a document's id
@@ -140,8 +145,23 @@ _CODE_PREFIX = re.compile(r"[^\W\d_]{1,6}[-/#]$")  # "Q-2026-0417-0033", "INV/..
 
 def _is_list(text: str, run: list[_Group]) -> bool:
     """Whether a run joined by commas is a list ("10, 20, 30, 40") rather than one number: one
-    read digit by digit ("4, 1, 1, 1, ...") or in thousands ("4,111,111,...") is a number."""
-    if not any("," in text[a.end:b.start] for a, b in zip(run, run[1:])):
+    read digit by digit ("4, 1, 1, 1, ...") or in thousands ("4,111,111,...") is a number, and so
+    is one written the way the ASR writes an IBAN read in pieces ("88-9, 370-4, 0044, 05-32, 0130,
+    00, 00"): an item of two digits or more that starts with 0, or one of hyphen-joined pieces that
+    is not a range ("12-14, 15-17" is a list of ranges; "88-9" and "2-2-57" are not ranges)."""
+    gaps = [text[a.end:b.start] for a, b in zip(run, run[1:])]
+    if not any("," in gap for gap in gaps):
+        return False
+    if any(len(g.digits) > 1 and g.digits[0] == "0" for g in run):
+        return False
+    item = [run[0]]  # the groups of one item between commas
+    for g, gap in zip(run[1:], gaps):
+        if "," in gap:
+            if not _is_item(item):
+                return False
+            item = []
+        item.append(g)
+    if not _is_item(item):
         return False
     return not (all(len(g.digits) == 1 for g in run) or all(len(g.digits) == 3 for g in run[1:]))
 
