@@ -133,18 +133,24 @@ _CLAUSE_SPLIT = re.compile(
 
 
 def clauses(text: str, min_words: int = 3) -> list[str]:
-    """The statements of a turn that has two or more, each of at least `min_words` words (shorter
-    pieces join the one before); [] for a turn that is one statement. A learned model reads each
-    as well as the whole turn, so that a turn holding two cues can report both. Here, at the
-    bottom, for the same reason as model_input: cached rows are keyed by these texts."""
-    pieces = [p.strip() for p in _CLAUSE_SPLIT.split(text.strip()) if p and p.strip()]
-    merged: list[str] = []
-    for p in pieces:
-        if merged and len(p.split()) < min_words:
-            merged[-1] = f"{merged[-1]} {p}"
+    """The statements of a turn that has two or more, each of at least `min_words` words (a
+    shorter piece joins its neighbour), as they stand in the turn, without the joining word or
+    mark between them; [] for a turn that is one statement. A learned model reads each as well as
+    the whole turn, so that a turn holding two cues can report both. Here, at the bottom, for the
+    same reason as model_input: cached rows are keyed by these texts."""
+    text = text.strip()
+    spans, start = [], 0
+    for m in _CLAUSE_SPLIT.finditer(text):
+        if m.start() > start:
+            spans.append([start, m.start()])
+        start = m.end()
+    if start < len(text):
+        spans.append([start, len(text)])
+    merged: list[list[int]] = []
+    for span in spans:
+        if merged and (len(text[span[0]:span[1]].split()) < min_words
+                       or len(text[merged[-1][0]:merged[-1][1]].split()) < min_words):
+            merged[-1][1] = span[1]
         else:
-            merged.append(p)
-    if merged and len(merged[0].split()) < min_words and len(merged) > 1:
-        merged[1] = f"{merged[0]} {merged[1]}"
-        merged = merged[1:]
-    return merged if len(merged) > 1 else []
+            merged.append(span)
+    return [text[a:b] for a, b in merged] if len(merged) > 1 else []

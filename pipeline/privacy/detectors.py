@@ -135,7 +135,8 @@ def find_cards(text: str, options: RedactOptions) -> list[tuple[int, int]]:
 
 def _is_item(groups: list[_Group]) -> bool:
     """One number, or a range of two ("12-14"), as a list holds them."""
-    return len(groups) == 1 or (len(groups) == 2 and int(groups[0].digits) < int(groups[1].digits))
+    return len(groups) == 1 or (len(groups) == 2 and all(g.digits.isdigit() for g in groups)
+                                and int(groups[0].digits) < int(groups[1].digits))
 
 
 # A run of this many digits or more is redacted even where no checksum explains it.
