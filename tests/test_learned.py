@@ -381,3 +381,23 @@ def test_a_rescore_reads_the_cached_probabilities_and_skips_only_vetoed_lines(sh
     planted[model.classes.index("cancellation_intent")] = 1.0
     cache.put_many({utts[quiet].text.strip(): planted}, f"{model.encoder}+learned-{model.version}")
     assert "cancellation_intent" in {label for label, _, _ in run(cache)[quiet]}
+
+
+FROZEN = ("heldout_utterances", "fifth_utterances", "sixth_utterances")
+
+
+@pytest.mark.parametrize("name", FROZEN)
+def test_a_frozen_evaluation_set_is_unchanged_and_not_in_the_bank(name):
+    """The sets scored only before and after a change (README) stay as they were written, and
+    none of their lines is learned from: a line copied into rules/examples/ would make the
+    number they give a score on training data."""
+    import hashlib
+
+    data = ROOT / "tests" / "data"
+    for line in (data / f"{name}.sha256").read_text().splitlines():
+        digest, file = line.split()
+        assert hashlib.sha256((data / file).read_bytes()).hexdigest() == digest, f"{file} was edited"
+    bank = {" ".join(e.text.lower().split()) for e in load_bank(ROOT / "rules" / "examples").examples}
+    lines = [json.loads(row) for row in (data / f"{name}.jsonl").read_text().splitlines()]
+    copied = [r["id"] for r in lines if " ".join(r["text"].lower().split()) in bank]
+    assert not copied, f"lines of {name} found in the example bank: {copied}"
