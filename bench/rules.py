@@ -172,7 +172,8 @@ def bench_learned(pack, nlp, utts, all_mixes, args) -> dict:
     # the statements of turns of several, which the learned model may also read (DetectOptions.
     # clause_gate): ingest stores their embeddings beside the turns' at the first scoring
     pieces = {u.text: clauses(u.text) for u in distinct}
-    encode([c for parts in pieces.values() for c in parts], learned.embedder, cache)
+    flat = [c for parts in pieces.values() for c in parts]
+    encode(flat, learned.embedder, cache)
     print(f"{sum(map(bool, pieces.values()))} of {len(distinct)} distinct lines hold two statements or more")
     batch = [distinct[i % len(distinct)] for i in range(args.n)]
     vectors_only = cache.copy()  # embeddings, no learned probabilities yet
@@ -198,7 +199,6 @@ def bench_learned(pack, nlp, utts, all_mixes, args) -> dict:
         store.init_db(engine)
         texts = [f"{u.text} [{i}]" for i, u in enumerate(batch[i % len(batch)] for i in range(args.n_store))]
         base = {u.text: v for u, v in zip(distinct, encode([u.text for u in distinct], learned.embedder, cache))}
-        flat = [c for parts in pieces.values() for c in parts]
         base.update(zip(flat, encode(flat, learned.embedder, cache)))
 
         def vectors_of(t: str) -> dict:

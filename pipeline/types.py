@@ -146,10 +146,12 @@ def clauses(text: str, min_words: int = 3) -> list[str]:
         start = m.end()
     if start < len(text):
         spans.append([start, len(text)])
+    def short(span) -> bool:
+        return len(text[span[0]:span[1]].split()) < min_words
+
     merged: list[list[int]] = []
     for span in spans:
-        if merged and (len(text[span[0]:span[1]].split()) < min_words
-                       or len(text[merged[-1][0]:merged[-1][1]].split()) < min_words):
+        if merged and (short(span) or short(merged[-1])):
             merged[-1][1] = span[1]
         else:
             merged.append(span)

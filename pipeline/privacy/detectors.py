@@ -153,16 +153,12 @@ def _is_list(text: str, run: list[_Group]) -> bool:
     gaps = [text[a.end:b.start] for a, b in zip(run, run[1:])]
     if not any("," in gap for gap in gaps):
         return False
-    if any(len(g.digits) > 1 and g.digits[0] == "0" for g in run):
-        return False
-    item = [run[0]]  # the groups of one item between commas
+    items = [[run[0]]]  # the groups of each item between commas
     for g, gap in zip(run[1:], gaps):
         if "," in gap:
-            if not _is_item(item):
-                return False
-            item = []
-        item.append(g)
-    if not _is_item(item):
+            items.append([])
+        items[-1].append(g)
+    if any(len(g.digits) > 1 and g.digits[0] == "0" for g in run) or not all(map(_is_item, items)):
         return False
     return not (all(len(g.digits) == 1 for g in run) or all(len(g.digits) == 3 for g in run[1:]))
 
