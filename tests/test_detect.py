@@ -111,9 +111,9 @@ def test_match_on_orth_is_exact(tmp_path, nlp):
 
 
 def test_exclusion_vetoes(tmp_path, nlp):
-    pack = make_pack(tmp_path, RULE + "    exclude: [if we ever]\n")
+    pack = make_pack(tmp_path, RULE + "    exclude: [board game]\n")
     assert detect_text("we will cancel the contract", pack, nlp)
-    assert not detect_text("if we ever cancel the contract I'll buy you lunch", pack, nlp)
+    assert not detect_text("in the board game you cancel the contract to win", pack, nlp)
 
 
 def test_requires_any_and_min_hits(tmp_path, nlp):
@@ -180,6 +180,48 @@ def test_korean_and_romanian(nlp, keyword_pack):
     assert korean_stem("라이선스를") == "라이선스"
     assert "cancellation_intent" in labels(detect_text("내년에 계약을 해지하려고 합니다", keyword_pack, nlp, lang="ko"))
     assert "pricing_request" in labels(detect_text("Cât costă licența pentru un an?", keyword_pack, nlp, lang="ro"))
+
+
+SUPPOSITIONS = [  # (lang, a supposition, the same cue said outright)
+    ("en", "say we ever found a mistake on the invoice, is there a form for that",
+     "there's a mistake on the invoice, the freight is charged twice"),
+    ("de", "Falls wir irgendwann mal kündigen würden, bräuchten wir einen Export der Daten.",
+     "Wir kündigen den Vertrag zum Jahresende."),
+    ("ro", "Dacă vreodată am anula contractul, ce se întâmplă cu datele noastre?",
+     "Vrem să anulăm contractul de la anul."),
+    ("ko", "만약 나중에 계약을 해지하면 데이터는 어떻게 되나요", "내년에 계약을 해지하려고 합니다"),
+]
+
+
+@pytest.mark.parametrize("lang, supposed, said", SUPPOSITIONS)
+def test_a_supposition_keeps_keyword_rules_quiet(nlp, keyword_pack, monkeypatch, lang, supposed, said):
+    from pipeline.cues import languages
+
+    assert detect_text(said, keyword_pack, nlp, lang=lang)
+    assert not detect_text(supposed, keyword_pack, nlp, lang=lang)
+    monkeypatch.setitem(languages.HYPOTHETICALS, lang, re.compile(r"(?!)"))  # markers off: it fires
+    assert detect_text(supposed, keyword_pack, nlp, lang=lang)
+
+
+def test_a_supposition_is_read_in_its_own_sentence_and_a_threat_is_not_one(nlp, keyword_pack):
+    # a threat is a condition, not a supposition; the supposition ends with its sentence
+    assert "cancellation_intent" in labels(detect_text(
+        "if you can't fix the mistake on the invoice we will cancel the contract", keyword_pack, nlp))
+    assert "invoice_dispute" in labels(detect_text(
+        "If we ever moved offices we'd tell you. There's a mistake on the invoice, the freight is charged twice.",
+        keyword_pack, nlp))
+
+
+def test_a_supposition_keeps_embedding_rules_quiet(nlp, pack, embedder, example_cache, monkeypatch):
+    from pipeline.cues import languages
+
+    similar = RulePack([r for r in pack.rules if r.type == "embedding"])
+    said = "there's a mistake on the invoice, the freight is charged twice"
+    supposed = "say we ever found a mistake on the invoice, the freight charged twice, is there a form for that"
+    assert "invoice_dispute" in labels(detect_text(said, similar, nlp, embedder=embedder, cache=example_cache))
+    assert not detect_text(supposed, similar, nlp, embedder=embedder, cache=example_cache)
+    monkeypatch.setitem(languages.HYPOTHETICALS, "en", re.compile(r"(?!)"))
+    assert "invoice_dispute" in labels(detect_text(supposed, similar, nlp, embedder=embedder, cache=example_cache))
 
 
 def test_default_pack_keyword_hard_negatives(nlp, keyword_pack):

@@ -41,6 +41,39 @@ NEGATORS = {
     "ko": {"안", "않", "없", "못", "아니", "아닙"},
 }
 
+# Spoken markers of a supposition ("if we ever switched, ...", "say we ever found a mistake"):
+# a keyword match after one, in the same sentence, is a hypothetical, which carries no cue. Kept
+# narrow on purpose: "if you can't fix it we'll leave" is a threat, not a supposition, so a bare
+# "if" / "wenn" / "dacă" / "-면" is not one; "혹시" alone is a polite "by any chance" in real requests,
+# "가령" is also "for example". Keyword and embedding rules only: the learned model reads the rest.
+HYPOTHETICALS = {
+    "en": re.compile(r"\b(?:if|say|suppose|supposing|should|in case)\b[^.?!;]{0,30}?\bever\b|"
+                     r"\bif ever\b|\bhypothetically\b", re.I),
+    "de": re.compile(r"\b(?:wenn|falls|sollten?|angenommen)\b[^.?!;]{0,30}?\b(?:jemals|irgendwann mal|eines tages)\b|"
+                     r"\bhypothetisch\b|\brein theoretisch\b", re.I),
+    "ro": re.compile(r"\b(?:dacă|în caz că|presupunând că)\b[^.?!;]{0,30}?\bvreodată\b|\bipotetic\b|"
+                     r"\bteoretic vorbind\b", re.I),
+    "ko": re.compile(r"만약|만일|혹시라도"),
+}
+_SENTENCE_END = re.compile(r"[.?!;]")
+
+
+def supposes(text: str, lang: str) -> bool:
+    """Whether any sentence of `text` supposes (HYPOTHETICALS): an embedding rule reads the whole
+    turn, so a supposition anywhere in it keeps that rule quiet."""
+    marker = HYPOTHETICALS.get(lang)
+    return marker is not None and marker.search(text) is not None
+
+
+def hypothetical_before(text: str, offset: int, lang: str) -> bool:
+    """Whether the sentence holding character `offset` of `text` supposes before it (HYPOTHETICALS)."""
+    marker = HYPOTHETICALS.get(lang)
+    if marker is None:
+        return False
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, offset)]
+    return marker.search(text, ends[-1] if ends else 0, offset) is not None
+
+
 # Korean particles and verb endings, longest first, stripped by `korean_stem`.
 _KO_SUFFIXES = sorted(
     """
