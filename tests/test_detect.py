@@ -212,6 +212,11 @@ def test_a_supposition_is_read_in_its_own_sentence_and_a_threat_is_not_one(nlp, 
         keyword_pack, nlp))
 
 
+def test_clause_doubt_is_checked():
+    with pytest.raises(Exception, match="clause_doubt"):
+        DetectOptions(clause_doubt=0)
+
+
 def test_a_supposition_keeps_embedding_rules_quiet(nlp, pack, embedder, example_cache, monkeypatch):
     from pipeline.cues import languages
 
