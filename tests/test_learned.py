@@ -101,20 +101,15 @@ def test_paraphrases_in_four_languages_are_found(shipped, text, lang, label):
     assert label in _labels(shipped, text, lang)
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("we're cancelling the friday stand-up, nobody has time", "other object"),
-    ("our landlord is cancelling the lease on the old depot", "third party"),
-    ("if we ever switched suppliers it would be a nightmare, so we won't", "hypothetical"),
-    ("the outage last week was annoying but you fixed it the same day", "resolved"),
-    ("no, the payment is on its way, it was approved yesterday", "negated"),
-    ("could you resend the invoice as a pdf, the attachment didn't open", "routine request"),
-    ("haha if the price doubled we'd all be out of a job", "joke"),
-])
-def test_hard_negatives_raise_no_cue(shipped, text, kind):
-    assert _labels(shipped, text) == set(), kind
-
-
 @pytest.mark.parametrize("text, lang, kind", [
+    ("we're cancelling the friday stand-up, nobody has time", "en", "other object"),
+    ("our landlord is cancelling the lease on the old depot", "en", "third party"),
+    ("if we ever switched suppliers it would be a nightmare, so we won't", "en", "hypothetical"),
+    ("the outage last week was annoying but you fixed it the same day", "en", "resolved"),
+    ("no, the payment is on its way, it was approved yesterday", "en", "negated"),
+    ("could you resend the invoice as a pdf, the attachment didn't open", "en", "routine request"),
+    ("haha if the price doubled we'd all be out of a job", "en", "joke"),
+    # the kinds the 310 newest bank lines teach (none of these lines is in the bank)
     ("your march invoice went out with this morning's payment batch", "en", "on time"),
     ("what date does our current agreement renew, I'm filling in the supplier register", "en", "admin question"),
     ("a client of ours just got taken over, so their orders with us are on hold", "en", "third party"),
@@ -127,8 +122,7 @@ def test_hard_negatives_raise_no_cue(shipped, text, kind):
     ("저희 거래처 한 곳이 다른 회사에 인수됐대요", "ko", "third party"),
     ("이번 달 대금은 예정대로 금요일에 지급됩니다", "ko", "on time"),
 ])
-def test_hard_negatives_of_the_later_kinds_raise_no_cue_in_four_languages(shipped, text, lang, kind):
-    """Lines of the kinds the 310 newest bank lines teach (none of these is in the bank)."""
+def test_hard_negatives_raise_no_cue(shipped, text, lang, kind):
     assert _labels(shipped, text, lang) == set(), kind
 
 
