@@ -213,7 +213,9 @@ def test_a_supposition_is_read_in_its_own_sentence_and_a_threat_is_not_one(nlp, 
 
 
 def test_clause_doubt_is_checked():
-    with pytest.raises(Exception, match="clause_doubt"):
+    from pipeline.errors import ChurnwatchError
+
+    with pytest.raises(ChurnwatchError, match="clause_doubt"):
         DetectOptions(clause_doubt=0)
 
 
